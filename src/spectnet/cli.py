@@ -1,0 +1,141 @@
+"""``spectnet`` command line: every workflow step is a subcommand.
+
+Snakemake rules and DVC stages call these commands and nothing else. Each step takes
+its input and output paths explicitly and its parameters through ``--params``: either a
+params file (DVC calls ``--params params.yaml``) or the inline JSON slice of the
+parameters the step reads (Snakemake passes exactly that slice, so that editing an
+unrelated key does not rerun the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from spectnet import __version__
+from spectnet.errors import SpectNetError
+
+log = logging.getLogger("spectnet")
+
+PARAMS_HELP = ("parameters: a params YAML file, or inline JSON holding the keys this "
+               "step reads (default: params.yaml)")
+
+
+def _setup_logging(log_file: str | None, verbose: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+def _params(args):
+    from spectnet.config import Params
+    from spectnet.params import read_params_argument
+    return Params.from_dict(read_params_argument(args.params))
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_params_validate(args) -> None:
+    from spectnet.params import load_params
+    load_params(args.path)
+    print(f"{args.path}: valid")
+
+
+def cmd_params_show(args) -> None:
+    from spectnet.params import load_params
+    print(yaml.safe_dump(load_params(args.path), sort_keys=False), end="")
+
+
+def cmd_physionet_fetch(args) -> None:
+    from spectnet.physionet import acquire
+    params = _params(args)
+    acquire(params.physionet, args.out, cache_dir=args.cache_dir)
+
+
+def cmd_physionet_preprocess(args) -> None:
+    from spectnet.preprocess import preprocess_dataset
+    params = _params(args)
+    manifest = preprocess_dataset(args.raw, args.out, params.preprocess,
+                                  on_bad_record=params.physionet.on_bad_record,
+                                  workers=args.workers, progress=not args.quiet)
+    log.info("preprocessed %d recordings (%.2f h at %d Hz) into %s", len(manifest),
+             manifest["duration_s"].sum() / 3600, params.preprocess.sample_rate, args.out)
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spectnet",
+        description="SpectNet reproduction pipeline. Each subcommand is one workflow step; "
+                    "`snakemake --cores all` runs them in order.")
+    parser.add_argument("--version", action="version", version=f"spectnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def step(subparsers, name, func, help_text, description=None):
+        p = subparsers.add_parser(name, help=help_text, description=description or help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--log", metavar="FILE", help="also write the log to FILE")
+        p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        return p
+
+    params = sub.add_parser("params", help="check and show parameters",
+                            description="Validate params.yaml against the schema.")
+    psub = params.add_subparsers(dest="params_command", required=True, metavar="ACTION")
+    for name, func, text in [
+            ("validate", cmd_params_validate, "validate a params file; exit 1 if invalid"),
+            ("show", cmd_params_show, "print the params with every default filled in")]:
+        p = step(psub, name, func, text)
+        p.add_argument("path", nargs="?", default="params.yaml")
+
+    physionet = sub.add_parser("physionet", help="PhysioNet/CinC 2016 heart-sound data steps",
+                               description="Acquire and prepare the PhysioNet 2016 data.")
+    phsub = physionet.add_subparsers(dest="physionet_command", required=True, metavar="STEP")
+
+    p = step(phsub, "fetch", cmd_physionet_fetch,
+             "acquire the training set and fold lists (download or local copy)",
+             "Materialise the PhysioNet 2016 training set in the official layout under "
+             "OUT, with records.csv and folds/. Source and fold lists come from the "
+             "`physionet` params: a local copy, or a verified, resumable download.")
+    p.add_argument("--out", required=True, type=Path, help="destination directory")
+    p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                   help="where downloads are kept (and resumed) (default: data/cache)")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
+    p = step(phsub, "preprocess", cmd_physionet_preprocess,
+             "clip, resample, filter and de-spike every recording",
+             "Preprocess every recording of RAW (REPRODUCTION.md §1.4) into one signal "
+             "store at OUT: signals.npy (all signals, float64), manifest.csv (record, "
+             "subset, label, durations, sample counts, exclusion, folds), skipped.csv.")
+    p.add_argument("--raw", required=True, type=Path, help="output of `physionet fetch`")
+    p.add_argument("--out", required=True, type=Path, help="store directory to write")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
+    started = time.perf_counter()
+    try:
+        args.func(args)
+    except SpectNetError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    log.debug("done in %.1f s", time.perf_counter() - started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

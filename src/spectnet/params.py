@@ -1,0 +1,147 @@
+"""Load and validate ``params.yaml`` against ``workflow/schemas/params.schema.yaml``.
+
+Validation fills in the schema's defaults, so every consumer (the Snakefile, the DVC
+stages through the CLI, the tests) sees the same complete parameter set, and a bad
+value is reported once, naming the key and the workflow steps that read it.
+
+``STEP_PARAMS`` is the contract between the workflow and the parameters: which keys
+each step reads. The Snakefile passes each rule exactly that slice (so editing a key
+reruns only the steps that read it) and ``dvc.yaml`` declares the same keys; a test
+keeps the three in agreement.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+from spectnet.errors import SpectNetError
+
+#: The params keys (dotted paths) each workflow step reads.
+STEP_PARAMS: dict[str, tuple[str, ...]] = {
+    "fetch_physionet": ("physionet",),
+    "preprocess_physionet": ("preprocess", "physionet.on_bad_record"),
+}
+
+
+class ParamsError(SpectNetError):
+    """params.yaml (or a slice of it) does not satisfy the schema."""
+
+
+def load_schema() -> dict:
+    """The parameter schema shipped with the package (the workflow's schema file)."""
+    text = resources.files("spectnet").joinpath("schemas/params.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _fill_defaults(validator_class):
+    """A validator that also writes each property's ``default`` into the instance."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft202012Validator)
+
+
+def steps_reading(key_path: str) -> list[str]:
+    """The workflow steps whose parameter slice contains ``key_path`` (dotted)."""
+    return sorted(step for step, keys in STEP_PARAMS.items()
+                  if any(key_path == k or key_path.startswith(k + ".")
+                         or k.startswith(key_path + ".") for k in keys))
+
+
+def _describe(error: jsonschema.ValidationError, source: str) -> str:
+    key = ".".join(str(p) for p in error.absolute_path)
+    steps = steps_reading(key) if key else []
+    used_by = f" (read by: {', '.join(steps)})" if steps else ""
+    return f"{source}: {key or '(top level)'}: {error.message}{used_by}"
+
+
+def _cross_checks(params: dict) -> list[str]:
+    """Constraints between keys that JSON schema cannot express."""
+    problems = []
+    pre = params["preprocess"]
+    nyquist = pre["sample_rate"] / 2
+    if not pre["highpass_hz"] < pre["lowpass_hz"] < nyquist:
+        problems.append(
+            f"preprocess.highpass_hz ({pre['highpass_hz']}) < preprocess.lowpass_hz "
+            f"({pre['lowpass_hz']}) < preprocess.sample_rate / 2 ({nyquist}) must hold")
+    return [p + f" (read by: {', '.join(steps_reading('preprocess'))})" for p in problems]
+
+
+def validate_params(params: Mapping[str, Any] | None, source: str = "params") -> dict:
+    """Validate ``params`` and return a deep copy with every default filled in.
+
+    Args:
+        params: the parsed params (``None`` means an empty file).
+        source: a name for messages, usually the file name.
+
+    Raises:
+        ParamsError: listing every violation, one per line, each naming the key and
+            the workflow steps that read it.
+
+    Example:
+        >>> validate_params({"preprocess": {"lowpass_hz": 300}})["preprocess"]["sample_rate"]
+        1000
+    """
+    instance = copy.deepcopy(dict(params or {}))
+    errors = sorted(_Validator(load_schema()).iter_errors(instance),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    problems = [_describe(e, source) for e in errors]
+    if not problems:
+        problems = [f"{source}: {p}" for p in _cross_checks(instance)]
+    if problems:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(problems))
+    return instance
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    """Read and validate a params YAML file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping at the top level, "
+                          f"got {type(raw).__name__}")
+    return validate_params(raw, source=str(path))
+
+
+def params_slice(params: Mapping[str, Any], step: str) -> dict:
+    """The nested sub-mapping of ``params`` holding exactly the keys ``step`` reads."""
+    out: dict = {}
+    for dotted in STEP_PARAMS[step]:
+        *parents, leaf = dotted.split(".")
+        src, dst = params, out
+        for name in parents:
+            src, dst = src[name], dst.setdefault(name, {})
+        dst[leaf] = copy.deepcopy(src[leaf])
+    return out
+
+
+def read_params_argument(value: str) -> dict:
+    """Parse a CLI ``--params`` value: inline JSON (from Snakemake) or a YAML file (DVC)."""
+    if value.lstrip().startswith("{"):
+        try:
+            raw = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ParamsError(f"--params: not valid JSON: {exc}") from None
+        return validate_params(raw, source="--params")
+    return load_params(value)

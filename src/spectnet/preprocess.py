@@ -1,0 +1,190 @@
+"""Preprocess PCG recordings as the authors did (REPRODUCTION.md §1.4).
+
+read → keep the first ``max_duration_s`` → resample to ``sample_rate`` → Butterworth
+low-pass and high-pass (zero-phase) → Schmidt spike removal. The result of every
+recording goes into one :class:`~spectnet.store.SignalStore` with a manifest of
+record, subset, label, durations, sample counts, exclusion flag and fold membership.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.signal
+import soundfile as sf
+import torch
+import torchaudio.functional
+from tqdm import tqdm
+
+from spectnet import dsp
+from spectnet.config import PreprocessConfig
+from spectnet.errors import BadInputError
+from spectnet.store import SignalStoreWriter
+
+log = logging.getLogger(__name__)
+
+FOLD_NAMES = [f"{kind}{k}" for kind in ("train", "validation") for k in range(4)]
+EXCLUSION_LIST = "excluded-training-e.txt"
+SKIPPED_REPORT = "skipped.csv"
+
+
+class BadRecordError(ValueError):
+    """One recording cannot be used; the message says why."""
+
+
+def read_audio(path: str | Path, expected_sample_rate: int) -> np.ndarray:
+    """Read a mono recording as float64 in [-1, 1), the scaling of MATLAB ``audioread``.
+
+    Raises:
+        BadRecordError: unreadable, empty, multi-channel, wrongly sampled, or non-finite.
+    """
+    try:
+        x, sample_rate = sf.read(str(path), dtype="float64", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise BadRecordError(f"cannot decode audio ({exc})") from None
+    if x.shape[0] == 0:
+        raise BadRecordError("empty audio (0 samples)")
+    if x.shape[1] != 1:
+        raise BadRecordError(f"expected mono audio, got {x.shape[1]} channels")
+    if sample_rate != expected_sample_rate:
+        raise BadRecordError(f"sample rate is {sample_rate} Hz, expected "
+                             f"{expected_sample_rate} Hz")
+    x = x[:, 0]
+    if not np.isfinite(x).all():
+        raise BadRecordError(f"{int((~np.isfinite(x)).sum())} NaN or infinite samples")
+    return x
+
+
+def resample(x: np.ndarray, orig_rate: int, new_rate: int, method: str) -> np.ndarray:
+    """Resample a float64 signal; ``polyphase`` equals MATLAB ``resample``."""
+    if orig_rate == new_rate:
+        return x
+    if method == "polyphase":
+        g = np.gcd(orig_rate, new_rate)
+        return scipy.signal.resample_poly(x, new_rate // g, orig_rate // g)
+    return torchaudio.functional.resample(torch.from_numpy(x), orig_rate, new_rate).numpy()
+
+
+def preprocess_signal(x: np.ndarray, orig_rate: int, config: PreprocessConfig) -> np.ndarray:
+    """Clip, resample and filter one recording (already read as float64).
+
+    Args:
+        x: raw signal, shape ``(time,)``, at ``orig_rate`` Hz.
+        orig_rate: its sampling rate.
+        config: the ``preprocess`` parameters.
+
+    Returns:
+        The preprocessed signal at ``config.sample_rate`` Hz, shape ``(time',)``.
+
+    Raises:
+        BadRecordError: if the recording is too short to filter.
+
+    Example:
+        >>> y = preprocess_signal(np.random.default_rng(0).normal(size=4000) * 0.1,
+        ...                       2000, PreprocessConfig())
+        >>> y.shape
+        (2000,)
+    """
+    x = x[: int(round(config.max_duration_s * orig_rate))]
+    x = resample(x, orig_rate, config.sample_rate, config.resampler)
+    try:
+        return dsp.prefilter(x, config.sample_rate, config.lowpass_hz, config.highpass_hz,
+                             config.filter_order, config.remove_spikes)
+    except ValueError as exc:
+        raise BadRecordError(str(exc)) from None
+
+
+@dataclass
+class _Job:
+    record: str
+    path: Path
+    config: PreprocessConfig
+
+
+def _run_job(job: _Job):
+    """Worker: returns (record, raw_length, signal) or (record, None, reason)."""
+    try:
+        x = read_audio(job.path, job.config.source_sample_rate)
+        return job.record, x.size, preprocess_signal(x, job.config.source_sample_rate,
+                                                     job.config)
+    except BadRecordError as exc:
+        return job.record, None, str(exc)
+
+
+def _init_worker() -> None:
+    # One BLAS/torch thread per process: the parallelism is across recordings.
+    torch.set_num_threads(1)
+
+
+def read_fold_lists(folds_dir: Path) -> dict[str, set[str]]:
+    """The fold lists present in ``folds_dir`` (``train0.txt`` …, exclusion list)."""
+    lists = {}
+    for name in FOLD_NAMES + [EXCLUSION_LIST.removesuffix(".txt")]:
+        path = folds_dir / f"{name}.txt"
+        if path.exists():
+            lists[name] = {line.strip() for line in path.read_text().splitlines()
+                           if line.strip()}
+    return lists
+
+
+def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: PreprocessConfig,
+                       on_bad_record: str = "fail", workers: int | None = None,
+                       progress: bool = True) -> pd.DataFrame:
+    """Preprocess every recording listed in ``raw_dir/records.csv`` into one store.
+
+    Args:
+        raw_dir: an acquired data set (``records.csv``, audio, ``folds/``), as written by
+            ``spectnet physionet fetch``.
+        out_dir: the store to write (replaced atomically on success).
+        config: the ``preprocess`` parameters.
+        on_bad_record: ``"fail"`` raises one :class:`BadInputError` listing every bad
+            recording and writes nothing; ``"skip"`` leaves them out and lists them in
+            ``out_dir/skipped.csv``.
+        workers: processes to use (default: all cores).
+
+    Returns:
+        The manifest written to ``out_dir/manifest.csv``.
+    """
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    records = pd.read_csv(raw_dir / "records.csv", dtype={"record": str})
+    folds = read_fold_lists(raw_dir / "folds")
+    excluded = folds.pop("excluded-training-e", set())
+    jobs = [_Job(r.record, raw_dir / r.path, config) for r in records.itertuples()]
+    meta = records.set_index("record")
+    workers = workers or os.cpu_count() or 1
+    problems, skipped = [], []
+    columns = (["record", "subset", "label", "excluded", "n_samples_raw", "duration_raw_s",
+                "duration_s", "offset", "n_samples"] + sorted(folds))
+    with SignalStoreWriter(out_dir) as writer:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers, initializer=_init_worker) as pool:
+            results = pool.imap(_run_job, jobs, chunksize=8)
+            for record, n_raw, result in tqdm(results, total=len(jobs), disable=not progress,
+                                              desc="preprocess", unit="rec"):
+                if n_raw is None:
+                    problems.append((str(meta.at[record, "path"]), result))
+                    skipped.append({"record": record, "reason": result})
+                    continue
+                writer.append(
+                    result, record=record, subset=meta.at[record, "subset"],
+                    label=int(meta.at[record, "label"]), excluded=int(record in excluded),
+                    n_samples_raw=n_raw,
+                    duration_raw_s=n_raw / config.source_sample_rate,
+                    duration_s=result.size / config.sample_rate,
+                    **{name: int(record in members) for name, members in folds.items()})
+        if problems and on_bad_record == "fail":
+            raise BadInputError(f"cannot preprocess {raw_dir}: bad recordings "
+                                "(set physionet.on_bad_record: skip to leave them out)",
+                                problems)
+        writer.write_text(SKIPPED_REPORT, pd.DataFrame(
+            skipped, columns=["record", "reason"]).to_csv(index=False))
+        manifest = writer.close(columns)
+    for item in skipped:
+        log.warning("skipped %s: %s", item["record"], item["reason"])
+    return manifest

@@ -1,0 +1,27 @@
+# PhysioNet/CinC 2016: acquire the training set, then preprocess every recording.
+
+
+rule fetch_physionet:
+    output:
+        directory("data/raw/physionet2016"),
+    params:
+        config=step_params("fetch_physionet"),
+    log:
+        "logs/fetch_physionet.log",
+    shell:
+        "spectnet physionet fetch --out {output} --params {params.config:q} --log {log}"
+
+
+rule preprocess_physionet:
+    input:
+        "data/raw/physionet2016",
+    output:
+        directory("data/interim/physionet2016"),
+    params:
+        config=step_params("preprocess_physionet"),
+    threads: workflow.cores
+    log:
+        "logs/preprocess_physionet.log",
+    shell:
+        "spectnet physionet preprocess --raw {input} --out {output} "
+        "--params {params.config:q} --workers {threads} --log {log}"

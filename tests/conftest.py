@@ -40,7 +40,7 @@ def make_raw_dir(dest: Path, records: dict[str, list[str]]) -> Path:
             rel = f"training-{subset}/{name}.flac"
             shutil.copyfile(src / rel, dest / rel)
             rows.append({"record": name, "subset": subset,
-                         "label": int(labels[name] == 1), "path": rel})
+                         "label": int(labels[name] == 1), "audio_path": rel})
     pd.DataFrame(rows).to_csv(dest / "records.csv", index=False)
     (dest / "folds").mkdir(exist_ok=True)
     return dest

@@ -87,7 +87,7 @@ def raw_with_bad_records(tmp_path, physionet_dir):
     _write_wav(raw / bad["x_stereo"][0], rng.normal(size=(4000, 2)) * 0.1, 2000)
     _write_wav(raw / bad["x_short"][0], rng.normal(size=10) * 0.1, 2000)
     records = pd.read_csv(raw / "records.csv")
-    extra = pd.DataFrame([{"record": r, "subset": "x", "label": 0, "path": p}
+    extra = pd.DataFrame([{"record": r, "subset": "x", "label": 0, "audio_path": p}
                           for r, (p, _) in bad.items()])
     pd.concat([records, extra]).to_csv(raw / "records.csv", index=False)
     (raw / "folds" / "validation0.txt").write_text("a0001\n")

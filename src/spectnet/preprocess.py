@@ -155,7 +155,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
     records = pd.read_csv(raw_dir / "records.csv", dtype={"record": str})
     folds = read_fold_lists(raw_dir / "folds")
     excluded = folds.pop("excluded-training-e", set())
-    jobs = [_Job(r.record, raw_dir / r.path, config) for r in records.itertuples()]
+    jobs = [_Job(r.record, raw_dir / r.audio_path, config) for r in records.itertuples()]
     meta = records.set_index("record")
     workers = workers or os.cpu_count() or 1
     problems, skipped = [], []
@@ -168,7 +168,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
             for record, n_raw, result in tqdm(results, total=len(jobs), disable=not progress,
                                               desc="preprocess", unit="rec"):
                 if n_raw is None:
-                    problems.append((str(meta.at[record, "path"]), result))
+                    problems.append((str(meta.at[record, "audio_path"]), result))
                     skipped.append({"record": record, "reason": result})
                     continue
                 writer.append(

@@ -19,7 +19,7 @@ rule preprocess_physionet:
         directory("data/interim/physionet2016"),
     params:
         config=step_params("preprocess_physionet"),
-    threads: workflow.cores
+    threads: 8  # capped at --cores by Snakemake
     log:
         "logs/preprocess_physionet.log",
     shell:

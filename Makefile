@@ -1,0 +1,31 @@
+# Two entry points (see README): `make reproduce` and `make test`. Both set up the
+# locked environment in .venv first (idempotent; redone when the lock file changes).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup reproduce test bench lock clean-env
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+reproduce: setup          ## run the whole workflow (data → ... → tables and figures)
+	snakemake --cores all
+
+test: setup               ## run the test suite
+	$(PY) -m pytest
+
+bench: setup              ## run the benchmarks in bench/
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+lock:                     ## re-resolve requirements.lock after editing pyproject.toml
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean-env:
+	rm -rf $(VENV)

@@ -1,0 +1,460 @@
+"""Robust, resumable, verified downloads and safe zip extraction (no dataset knowledge).
+
+- :func:`download_file` streams a URL to ``dest + ".part"``, resumes an interrupted transfer
+  with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 and
+  only then renames the ``.part`` file to ``dest``. ``file://`` URLs and plain local paths are
+  accepted too (copied, then verified the same way).
+- :func:`safe_extract_zip` validates every member path of an archive before writing anything,
+  checks CRCs, extracts into a temporary sibling directory and moves it into place.
+- :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers (``sha256sum``/PhysioNet format).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import shutil
+import socket
+import stat
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from .atomic import remove_path, replace_dir, temp_sibling
+from .errors import (
+    BadInputError,
+    ChecksumError,
+    CorruptArchiveError,
+    DownloadError,
+    SpectNetError,
+    UnsafeArchiveError,
+)
+
+__all__ = [
+    "download_file",
+    "sha256sum",
+    "parse_sha256sums",
+    "safe_extract_zip",
+    "is_local_source",
+    "copy_file",
+    "DownloadError",
+    "ChecksumError",
+    "UnsafeArchiveError",
+    "CorruptArchiveError",
+]
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "spectnet-reproduction/0.1 (+python-urllib)"
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+#: HTTP status codes worth retrying (transient server-side conditions).
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _TruncatedTransfer(Exception):
+    """The connection ended before the announced number of bytes arrived (retryable)."""
+
+
+class _RestartTransfer(Exception):
+    """The partial file cannot be resumed and was discarded (retryable, from byte 0)."""
+
+
+# --------------------------------------------------------------------------------------------
+# checksums
+
+
+def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """Return the lowercase hex SHA-256 digest of the file at ``path``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def parse_sha256sums(text: str) -> dict[str, str]:
+    """Parse a ``SHA256SUMS`` listing into ``{relative path: lowercase hex digest}``.
+
+    Accepts the GNU ``sha256sum`` format (``<digest>  <path>`` or ``<digest> *<path>``) and the
+    single-space variant PhysioNet publishes (``<digest> <path>``). Blank lines and ``#``
+    comments are ignored; a leading ``./`` on paths is dropped; paths may contain spaces.
+    Raises :class:`BadInputError` listing every malformed line, or conflicting duplicates.
+    """
+    sums: dict[str, str] = {}
+    problems: list[tuple[str, str]] = []
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or not _HEX64.match(parts[0]):
+            problems.append((f"line {lineno}", f"not '<sha256> <path>': {raw!r}"))
+            continue
+        digest, name = parts[0].lower(), parts[1].strip()
+        if name.startswith("*"):  # binary-mode marker of GNU sha256sum
+            name = name[1:]
+        while name.startswith("./"):
+            name = name[2:]
+        if not name:
+            problems.append((f"line {lineno}", "empty path"))
+            continue
+        if name in sums and sums[name] != digest:
+            problems.append((f"line {lineno}", f"conflicting digests for {name!r}"))
+            continue
+        sums[name] = digest
+    if problems:
+        raise BadInputError("malformed SHA-256 checksum list", problems)
+    return sums
+
+
+def _normalise_digest(sha256: str | None) -> str | None:
+    if sha256 is None:
+        return None
+    d = sha256.strip().lower()
+    if not _HEX64.match(d):
+        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
+    return d
+
+
+# --------------------------------------------------------------------------------------------
+# download
+
+
+def is_local_source(url: str | os.PathLike[str]) -> bool:
+    """True for ``file://`` URLs and plain filesystem paths (anything without an http(s) scheme)."""
+    s = os.fspath(url)
+    scheme = urllib.parse.urlsplit(s).scheme.lower()
+    return scheme in ("", "file") or bool(re.match(r"^[A-Za-z]:[\\/]", s))
+
+
+def _local_path(url: str | os.PathLike[str]) -> Path:
+    s = os.fspath(url)
+    if urllib.parse.urlsplit(s).scheme.lower() == "file":
+        return Path(urllib.request.url2pathname(urllib.parse.urlsplit(s).path))
+    return Path(s)
+
+
+def _progress_enabled(progress: bool) -> bool:
+    stream = sys.stderr
+    return bool(progress) and hasattr(stream, "isatty") and stream.isatty()
+
+
+def download_file(
+    url: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 60.0,
+    timeout: float = 60.0,
+    chunk_size: int = 1 << 16,
+    progress: bool = True,
+) -> Path:
+    """Fetch ``url`` to ``dest`` robustly and return ``Path(dest)``.
+
+    - If ``dest`` exists and matches ``sha256`` (or no ``sha256`` is given), nothing is done.
+      An existing ``dest`` with the wrong digest is fetched again and replaced.
+    - Bytes are streamed to ``dest.part``; an existing ``.part`` is resumed with
+      ``Range: bytes=N-`` (``206`` appends; ``200`` means the server ignores ranges, so the
+      partial is discarded; ``416`` with a matching total means it was already complete).
+    - Connection errors, timeouts, truncated bodies and HTTP 408/429/5xx are retried up to
+      ``retries`` times, sleeping ``min(max_backoff, backoff * 2**attempt)`` seconds; each
+      retry resumes from the bytes already on disk. Other HTTP errors fail at once.
+    - With ``sha256``, the digest is verified before ``.part`` is renamed to ``dest``
+      (:func:`os.replace`); on mismatch the ``.part`` is deleted and :class:`ChecksumError`
+      is raised. ``dest`` therefore never holds a partial or unverified file.
+    - ``file://`` URLs and plain paths are copied (then verified the same way).
+
+    Raises :class:`DownloadError` (or its subclass :class:`ChecksumError`).
+    """
+    dest = Path(dest)
+    expected = _normalise_digest(sha256)
+    url_s = os.fspath(url)
+    if dest.exists():
+        if expected is None:
+            log.debug("%s exists; not fetching %s again", dest, url_s)
+            return dest
+        actual = sha256sum(dest)
+        if actual == expected:
+            log.debug("%s exists with the expected SHA-256", dest)
+            return dest
+        log.warning("%s exists but its SHA-256 is %s, expected %s: fetching it again", dest, actual, expected)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+
+    if is_local_source(url_s):
+        _copy_local(_local_path(url_s), part, chunk_size=chunk_size, progress=progress)
+    else:
+        _fetch_with_retries(
+            url_s, part, retries=retries, backoff=backoff, max_backoff=max_backoff,
+            timeout=timeout, chunk_size=chunk_size, progress=progress,
+        )
+
+    if expected is not None:
+        actual = sha256sum(part)
+        if actual != expected:
+            part.unlink(missing_ok=True)
+            raise ChecksumError(url_s, dest, expected, actual)
+    os.replace(part, dest)
+    return dest
+
+
+def _copy_local(src: Path, part: Path, *, chunk_size: int, progress: bool) -> None:
+    if not src.is_file():
+        raise DownloadError(f"local source {src} does not exist or is not a file")
+    total = src.stat().st_size
+    with open(src, "rb") as fin, open(part, "wb") as fout, tqdm(
+        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=src.name,
+        disable=not _progress_enabled(progress), leave=False,
+    ) as bar:
+        while chunk := fin.read(max(chunk_size, 1 << 20)):
+            fout.write(chunk)
+            bar.update(len(chunk))
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in _RETRY_STATUS
+    return isinstance(
+        exc,
+        (
+            _TruncatedTransfer,
+            _RestartTransfer,
+            urllib.error.URLError,  # DNS failure, refused connection (HTTPError handled above)
+            http.client.HTTPException,  # IncompleteRead, RemoteDisconnected, BadStatusLine
+            ConnectionError,
+            TimeoutError,
+            socket.timeout,
+        ),
+    )
+
+
+def _fetch_with_retries(
+    url: str, part: Path, *, retries: int, backoff: float, max_backoff: float,
+    timeout: float, chunk_size: int, progress: bool,
+) -> None:
+    attempts = max(0, int(retries)) + 1
+    for attempt in range(attempts):
+        try:
+            _fetch_once(url, part, timeout=timeout, chunk_size=chunk_size, progress=progress)
+            return
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if not _is_retryable(exc):
+                if isinstance(exc, urllib.error.HTTPError):
+                    raise DownloadError(f"GET {url} failed: HTTP {exc.code} {exc.reason}") from exc
+                raise
+            have = part.stat().st_size if part.exists() else 0
+            if attempt + 1 >= attempts:
+                raise DownloadError(
+                    f"GET {url} failed after {attempts} attempt(s): {exc!r}; "
+                    f"{have} bytes kept in {part}, re-run to resume"
+                ) from exc
+            delay = min(max_backoff, backoff * (2**attempt))
+            log.warning(
+                "download of %s interrupted (%r), %d bytes so far; retry %d/%d in %.1f s",
+                url, exc, have, attempt + 1, attempts - 1, delay,
+            )
+            time.sleep(delay)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """Parse ``Content-Range: bytes START-END/TOTAL`` or ``bytes */TOTAL`` -> (start, total)."""
+    if not value:
+        return None, None
+    m = re.match(r"^\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)\s*$", value)
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    total = int(m.group(2)) if m.group(2) != "*" else None
+    return start, total
+
+
+def _fetch_once(url: str, part: Path, *, timeout: float, chunk_size: int, progress: bool) -> None:
+    """One HTTP attempt: resume ``part`` if present; raise a retryable error if cut short."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset > 0:
+        headers["Range"] = f"bytes={offset}-"
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 - URL is user config
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset > 0:
+            _, total = _content_range(exc.headers.get("Content-Range") if exc.headers else None)
+            exc.close()
+            if total == offset:
+                log.debug("%s: server says the %d bytes in %s are complete", url, offset, part)
+                return
+            part.unlink(missing_ok=True)  # partial is longer than the file, or unknown: restart
+            raise _RestartTransfer(f"HTTP 416 for Range bytes={offset}- (total {total})") from exc
+        raise
+    with resp:
+        status = getattr(resp, "status", None) or resp.getcode()
+        length_hdr = resp.headers.get("Content-Length")
+        body_len = int(length_hdr) if length_hdr and length_hdr.isdigit() else None
+        if offset > 0 and status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+            if start is not None and start != offset:
+                part.unlink(missing_ok=True)
+                raise _RestartTransfer(f"server resumed at byte {start}, not {offset}")
+            mode = "ab"
+        elif status == 200:
+            if offset > 0:
+                log.info("%s: server ignored the Range request; restarting from byte 0", url)
+            offset, mode = 0, "wb"
+            total = body_len
+        else:
+            raise DownloadError(f"GET {url}: unexpected HTTP status {status}")
+        if total is None and body_len is not None:
+            total = offset + body_len
+        received = 0
+        with open(part, mode) as f, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=PurePosixPath(urllib.parse.urlsplit(url).path).name or url,
+            disable=not _progress_enabled(progress), leave=False,
+        ) as bar:
+            while True:
+                chunk = resp.read(chunk_size)
+                if not chunk:
+                    break
+                f.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())
+        if body_len is not None and received < body_len:
+            raise _TruncatedTransfer(
+                f"connection closed after {received} of {body_len} bytes (file now {offset + received} bytes)"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# zip extraction
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _member_problem(info: zipfile.ZipInfo, root: Path) -> str | None:
+    """Return why ``info`` is unsafe to extract under ``root`` (resolved), or None if safe."""
+    name = info.filename
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if name.startswith(("/", "\\")):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "has a drive letter"
+    parts = re.split(r"[\\/]+", name)
+    if ".." in parts:
+        return "contains a '..' component (path traversal)"
+    mode = (info.external_attr >> 16) & 0xFFFF
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and stat.S_IFMT(mode):
+        return f"is a special file (mode {oct(mode)})"
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        return f"resolves outside the target directory ({target})"
+    return None
+
+
+def safe_extract_zip(
+    zip_path: str | os.PathLike[str],
+    target_dir: str | os.PathLike[str],
+    *,
+    members: Iterable[str] | None = None,
+    replace: bool = False,
+) -> Path:
+    """Extract a zip archive safely into ``target_dir`` and return ``Path(target_dir)``.
+
+    1. Every member name is checked before anything is written: absolute paths, drive letters,
+       ``..`` components, symbolic-link entries, special files and anything whose resolved
+       path escapes ``target_dir`` -> :class:`UnsafeArchiveError` naming archive and member.
+    2. The archive is CRC-checked (:meth:`zipfile.ZipFile.testzip`); an invalid or corrupt
+       archive -> :class:`CorruptArchiveError`.
+    3. Members (all, or only ``members`` — exact names) are extracted into a hidden temporary
+       sibling of ``target_dir``, which then replaces ``target_dir`` as a whole. An interrupted
+       extraction therefore never leaves a partial tree under ``target_dir``.
+
+    An existing non-empty ``target_dir`` is only replaced when ``replace=True``; otherwise
+    :class:`SpectNetError` is raised.
+    """
+    zpath = Path(zip_path)
+    target = Path(target_dir)
+    if target.exists() and not replace:
+        if not target.is_dir() or any(target.iterdir()):
+            raise SpectNetError(
+                f"cannot extract {zpath}: {target} already exists and is not empty (pass replace=True)"
+            )
+    if not zpath.is_file():
+        raise CorruptArchiveError(f"archive {zpath} does not exist")
+    try:
+        zf = zipfile.ZipFile(zpath)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise CorruptArchiveError(f"{zpath} is not a readable zip archive: {exc}") from exc
+    with zf:
+        infos = _select_members(zf, zpath, members)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        root = target.resolve()
+        for info in infos:
+            why = _member_problem(info, root)
+            if why is not None:
+                raise UnsafeArchiveError(zpath, info.filename, why)
+        try:
+            bad = zf.testzip()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            raise CorruptArchiveError(f"{zpath} is corrupt: {exc}") from exc
+        if bad is not None:
+            raise CorruptArchiveError(f"{zpath} is corrupt: member {bad!r} fails its CRC check")
+        tmp = temp_sibling(target, "extract")
+        tmp.mkdir()
+        try:
+            for info in infos:
+                zf.extract(info, tmp)
+            replace_dir(tmp, target)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            remove_path(tmp)
+            raise CorruptArchiveError(f"{zpath} is corrupt: {exc}") from exc
+        except BaseException:
+            remove_path(tmp)
+            raise
+    return target
+
+
+def _select_members(
+    zf: zipfile.ZipFile, zpath: Path, members: Iterable[str] | None
+) -> list[zipfile.ZipInfo]:
+    infos = zf.infolist()
+    if members is None:
+        return infos
+    wanted = list(members)
+    by_name = {i.filename: i for i in infos}
+    missing = [m for m in wanted if m not in by_name]
+    if missing:
+        raise BadInputError(f"members not found in {zpath}", [(m, "not in archive") for m in missing])
+    return [by_name[m] for m in wanted]
+
+
+def copy_file(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
+    """Copy ``src`` to ``dest`` atomically (via a temporary sibling); return ``Path(dest)``."""
+    d = Path(dest)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(d)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, d)
+    except BaseException:
+        remove_path(tmp)
+        raise
+    return d

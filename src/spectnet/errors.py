@@ -1,0 +1,99 @@
+"""Exception hierarchy shared by the whole :mod:`spectnet` package.
+
+Every error that the package raises on purpose derives from :class:`SpectNetError`, so a
+command-line front end can catch that one class, print the message and exit non-zero without
+a traceback, while genuine bugs (``TypeError`` etc.) still surface with a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from os import PathLike
+
+__all__ = [
+    "SpectNetError",
+    "BadInputError",
+    "DownloadError",
+    "ChecksumError",
+    "ArchiveError",
+    "UnsafeArchiveError",
+    "CorruptArchiveError",
+    "Problem",
+]
+
+#: One problem found in the input: (where — a path, ``path:line`` or a record name —, why).
+Problem = tuple[str, str]
+
+
+class SpectNetError(Exception):
+    """Base class of all deliberate SpectNet errors."""
+
+
+class BadInputError(SpectNetError):
+    """The input data are invalid; carries *all* problems found, not just the first.
+
+    ``problems`` is a list of ``(where, reason)`` pairs. ``str(err)`` gives the summary line
+    followed by one ``  where: reason`` line per problem, so the user sees everything that
+    needs fixing in one go.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        problems: Iterable[tuple[str | PathLike[str], str]] = (),
+        *,
+        max_lines: int | None = 200,
+    ) -> None:
+        self.message = message
+        self.problems: list[Problem] = [(str(where), str(why)) for where, why in problems]
+        self.max_lines = max_lines
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        n = len(self.problems)
+        if n == 0:
+            return self.message
+        head = f"{self.message} ({n} problem{'s' if n != 1 else ''}):"
+        shown = self.problems if self.max_lines is None else self.problems[: self.max_lines]
+        lines = [head] + [f"  {where}: {why}" for where, why in shown]
+        if len(shown) < n:
+            lines.append(f"  ... and {n - len(shown)} more")
+        return "\n".join(lines)
+
+
+class DownloadError(SpectNetError):
+    """A file could not be fetched (after all retries), or the server refused it."""
+
+
+class ChecksumError(DownloadError):
+    """A downloaded (or copied) file does not have the expected SHA-256 digest."""
+
+    def __init__(self, url: str, path: str | PathLike[str], expected: str, actual: str) -> None:
+        self.url = url
+        self.path = str(path)
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"SHA-256 mismatch for {self.path} (from {url}): expected {expected}, got {actual}; "
+            "the partial download was deleted, re-run to fetch it again"
+        )
+
+
+class ArchiveError(SpectNetError):
+    """Base class of archive (zip) problems."""
+
+
+class UnsafeArchiveError(ArchiveError):
+    """An archive member would be written outside the extraction directory (or is a link)."""
+
+    def __init__(self, archive: str | PathLike[str], member: str, reason: str) -> None:
+        self.archive = str(archive)
+        self.member = member
+        self.reason = reason
+        super().__init__(
+            f"refusing to extract {self.archive}: member {member!r} {reason}; nothing was extracted"
+        )
+
+
+class CorruptArchiveError(ArchiveError):
+    """An archive is not a valid zip file, or a member fails its CRC check."""

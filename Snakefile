@@ -29,9 +29,11 @@ def step_params(step):
 
 
 include: "workflow/rules/physionet.smk"
+include: "workflow/rules/segmentation.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.preprocess_physionet.output,
+        rules.segment_physionet.output,
+        rules.plot_segmentation_physionet.output,

@@ -74,7 +74,9 @@ def test_dvc_stages_match_snakemake_rules():
         # Each rule gets exactly the params slice DVC declares for the stage.
         assert json.loads(smk_params) == params_slice(config, name)
         assert stage.get("params", []) == list(STEP_PARAMS[name])
-        assert sorted(stage["outs"]) == job["output"], name
+        outs = [next(iter(o)) if isinstance(o, dict) else o
+                for kind in ("outs", "metrics", "plots") for o in stage.get(kind, [])]
+        assert sorted(outs) == job["output"], name
         data_deps = sorted(d for d in stage.get("deps", []) if not d.startswith("src/"))
         assert data_deps == job["input"], name
         code_deps = [d for d in stage.get("deps", []) if d.startswith("src/")]

@@ -69,6 +69,50 @@ def cmd_physionet_preprocess(args) -> None:
              manifest["duration_s"].sum() / 3600, params.preprocess.sample_rate, args.out)
 
 
+def cmd_physionet_segment(args) -> None:
+    from spectnet.beat_dataset import build_beat_dataset
+    params = _params(args)
+    recordings = build_beat_dataset(args.store, args.out, params.segmentation, params.beats,
+                                    summary_path=args.summary, workers=args.workers,
+                                    progress=not args.quiet)
+    log.info("%d beats from %d recordings (%d failed, %d flagged) into %s",
+             recordings["n_beats"].fillna(0).sum(), len(recordings),
+             (recordings["status"] == "failed").sum(),
+             (recordings["status"] == "flagged").sum(), args.out)
+
+
+def cmd_plot_segmentation(args) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from spectnet.atomic import atomic_output
+    from spectnet.segmentation import segment_heart_cycles
+    from spectnet.segmentation.plot import plot_segmentation
+    from spectnet.store import SignalStore
+
+    store = SignalStore(args.store)
+    records = args.records or list(_params(args).segmentation.plot_records)
+    unknown = [r for r in records if r not in store]
+    if unknown:
+        raise SpectNetError(f"{args.store}: no such records: {', '.join(unknown)}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    rates = store.manifest.set_index("record")["sample_rate"]
+    for record in records:
+        x, rate = np.asarray(store[record]), int(rates[record])
+        seg = segment_heart_cycles(x, rate)
+        fig, (whole, zoom) = plt.subplots(2, 1, figsize=(12, 6), constrained_layout=True)
+        plot_segmentation(x, seg, rate, ax=whole, title=f"{record}: HR "
+                          f"{seg.heart_rate_bpm:.1f} bpm, systole {seg.systolic_interval_s:.3f} s")
+        plot_segmentation(x, seg, rate, ax=zoom, title=f"{record}: first 5 s",
+                          t_range=(0, min(5.0, x.size / rate)))
+        with atomic_output(args.out_dir / f"segmentation-{record}.png") as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        log.info("wrote %s", args.out_dir / f"segmentation-{record}.png")
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -118,6 +162,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = step(phsub, "segment", cmd_physionet_segment,
+             "segment every recording into heart cycles and cut the beats",
+             "Run Springer's LR-HSMM segmentation on every recording of STORE and cut "
+             "S1-to-S1 cycles into fixed-length beats (REPRODUCTION.md §1.5). Writes OUT/"
+             "beats.npy (float32, n_beats x beat_length), OUT/beats.csv (one row per beat) "
+             "and OUT/recordings.csv (heart rate, beats, status and reason per recording). "
+             "A recording that cannot be segmented is listed as failed, never fatal.")
+    p.add_argument("--store", required=True, type=Path, help="output of `physionet preprocess`")
+    p.add_argument("--out", required=True, type=Path, help="beat dataset directory to write")
+    p.add_argument("--summary", type=Path, help="write summary metrics (JSON) here")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = step(sub, "plot-segmentation", cmd_plot_segmentation,
+             "draw recordings with their S1/systole/S2/diastole segmentation",
+             "Segment the given recordings of STORE and draw each waveform with its four "
+             "states shaded and S1 onsets marked (whole recording and the first 5 s), "
+             "one PNG per record, so that segmentation can be checked by eye.")
+    p.add_argument("records", nargs="*", metavar="RECORD",
+                   help="record names (default: segmentation.plot_records of --params)")
+    p.add_argument("--store", type=Path, default=Path("data/interim/physionet2016"),
+                   help="preprocessed signal store (default: data/interim/physionet2016)")
+    p.add_argument("--out-dir", type=Path, default=Path("results/physionet2016/figures"),
+                   help="where the PNGs go (default: results/physionet2016/figures)")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     return parser
 
 

@@ -73,10 +73,35 @@ class PreprocessConfig(_Section):
 
 
 @dataclass(frozen=True)
+class SegmentationConfig(_Section):
+    """Springer LR-HSMM heart-sound segmentation (SEGMENTATION.md)."""
+    emulate_underflow: bool = True
+    plot_records: tuple[str, ...] = ("a0001", "b0001", "c0001", "d0001", "e00100", "f0001")
+
+    def __post_init__(self):
+        object.__setattr__(self, "plot_records", tuple(self.plot_records))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "plot_records": list(self.plot_records)}
+
+
+@dataclass(frozen=True)
+class BeatsConfig(_Section):
+    """Cutting cardiac cycles into fixed-length beats (REPRODUCTION.md §1.5)."""
+    beat_length: int = 2500
+    emulate_zero_last_beat: bool = False
+
+
+@dataclass(frozen=True)
 class Params(_Section):
     """All parameters of the pipeline."""
     physionet: PhysioNetConfig = field(default_factory=PhysioNetConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    beats: BeatsConfig = field(default_factory=BeatsConfig)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "Params":

@@ -27,6 +27,8 @@ from spectnet.errors import SpectNetError
 STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "fetch_physionet": ("physionet",),
     "preprocess_physionet": ("preprocess", "physionet.on_bad_record"),
+    "segment_physionet": ("segmentation.emulate_underflow", "beats"),
+    "plot_segmentation_physionet": ("segmentation.plot_records",),
 }
 
 

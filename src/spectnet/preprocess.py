@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from spectnet import dsp
 from spectnet.config import PreprocessConfig
-from spectnet.errors import BadInputError
+from spectnet.errors import BadInputError, SpectNetError
 from spectnet.store import SignalStoreWriter
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,9 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
         The manifest written to ``out_dir/manifest.csv``.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    if not (raw_dir / "records.csv").is_file():
+        raise SpectNetError(f"{raw_dir}: no records.csv; acquire the data first "
+                            "(spectnet physionet fetch)")
     records = pd.read_csv(raw_dir / "records.csv", dtype={"record": str})
     folds = read_fold_lists(raw_dir / "folds")
     excluded = folds.pop("excluded-training-e", set())
@@ -160,7 +163,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
     workers = workers or os.cpu_count() or 1
     problems, skipped = [], []
     columns = (["record", "subset", "label", "excluded", "n_samples_raw", "duration_raw_s",
-                "duration_s", "offset", "n_samples"] + sorted(folds))
+                "sample_rate", "duration_s", "offset", "n_samples"] + sorted(folds))
     with SignalStoreWriter(out_dir) as writer:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=_init_worker) as pool:
@@ -176,6 +179,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
                     label=int(meta.at[record, "label"]), excluded=int(record in excluded),
                     n_samples_raw=n_raw,
                     duration_raw_s=n_raw / config.source_sample_rate,
+                    sample_rate=config.sample_rate,
                     duration_s=result.size / config.sample_rate,
                     **{name: int(record in members) for name, members in folds.items()})
         if problems and on_bad_record == "fail":

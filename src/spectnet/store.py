@@ -8,7 +8,6 @@ one slice, not a file parse, and the whole set opens in milliseconds.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -16,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from spectnet.atomic import remove_path, replace_dir, temp_sibling
 from spectnet.errors import SpectNetError
 
 SIGNALS = "signals.npy"
@@ -59,6 +59,51 @@ class SignalStore:
         return self._signals[start: start + int(row["n_samples"])]
 
 
+class NpyAppender:
+    """Write a ``.npy`` file row block by row block, without holding it in memory.
+
+    Rows stream to a raw side file; :meth:`close` writes the header (whose shape is only
+    known at the end) and the data into ``path``.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "x.npy"
+        >>> w = NpyAppender(path, "<f4", row_shape=(3,))
+        >>> w.append(np.ones((2, 3))); w.append(np.zeros((1, 3))); w.close()
+        >>> np.load(path).shape
+        (3, 3)
+    """
+
+    def __init__(self, path: str | Path, dtype: str, row_shape: tuple[int, ...] = ()):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(row_shape)
+        self.length = 0
+        self._raw_path = self.path.with_suffix(".raw")
+        self._raw = open(self._raw_path, "wb")
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        if rows.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path.name}: rows of shape {rows.shape[1:]}, "
+                             f"expected {self.row_shape}")
+        self._raw.write(rows.tobytes())
+        self.length += rows.shape[0]
+
+    def close(self) -> None:
+        self._raw.close()
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (self.length, *self.row_shape)}
+        with open(self.path, "wb") as out, open(self._raw_path, "rb") as src:
+            np.lib.format.write_array_header_1_0(out, header)
+            shutil.copyfileobj(src, out, 16 << 20)
+        self._raw_path.unlink()
+
+    def abort(self) -> None:
+        self._raw.close()
+        self._raw_path.unlink(missing_ok=True)
+
+
 class SignalStoreWriter:
     """Append signals one by one, then publish the store atomically.
 
@@ -71,18 +116,21 @@ class SignalStoreWriter:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(f"{self.root}.tmp-{os.getpid()}")
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._tmp = temp_sibling(self.root)
         self._tmp.mkdir()
-        self._raw = open(self._tmp / "signals.raw", "wb")
-        self._length = 0
+        self._signals = NpyAppender(self._tmp / SIGNALS, "<f8")
         self._rows: list[dict] = []
 
+    @property
+    def tmp_dir(self) -> Path:
+        """The directory being built; files written here are published with the store."""
+        return self._tmp
+
     def append(self, signal: np.ndarray, **metadata) -> None:
-        signal = np.ascontiguousarray(signal, dtype="<f8")
-        self._raw.write(signal.tobytes())
-        self._rows.append({**metadata, "offset": self._length, "n_samples": signal.size})
-        self._length += signal.size
+        offset = self._signals.length
+        self._signals.append(np.ravel(signal))
+        self._rows.append({**metadata, "offset": offset,
+                           "n_samples": self._signals.length - offset})
 
     def write_text(self, name: str, text: str) -> None:
         """Add a small side file (a report, say), published together with the store."""
@@ -90,25 +138,15 @@ class SignalStoreWriter:
 
     def close(self, manifest_columns: list[str] | None = None) -> pd.DataFrame:
         """Publish the store; returns the manifest."""
-        self._raw.close()
-        raw = self._tmp / "signals.raw"
-        with open(self._tmp / SIGNALS, "wb") as out, open(raw, "rb") as src:
-            header = {"descr": "<f8", "fortran_order": False, "shape": (self._length,)}
-            np.lib.format.write_array_header_1_0(out, header)
-            shutil.copyfileobj(src, out, 16 << 20)
-        raw.unlink()
+        self._signals.close()
         manifest = pd.DataFrame(self._rows, columns=manifest_columns)
         manifest.to_csv(self._tmp / MANIFEST, index=False)
-        old = Path(f"{self.root}.old-{os.getpid()}")
-        if self.root.exists():
-            os.replace(self.root, old)
-        os.replace(self._tmp, self.root)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_dir(self._tmp, self.root)
         return manifest
 
     def abort(self) -> None:
-        self._raw.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._signals.abort()
+        remove_path(self._tmp)
 
     def __enter__(self) -> "SignalStoreWriter":
         return self

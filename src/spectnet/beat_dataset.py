@@ -1,0 +1,178 @@
+"""The heart-beat dataset: every recording segmented and cut into cardiac cycles.
+
+A beat dataset is a directory with
+
+- ``beats.npy``: float32, shape ``(n_beats, beat_length)``, every beat zero-padded or
+  truncated to ``beat_length`` samples (memory-mapped on load);
+- ``beats.csv``: one row per beat, in the same order: record, beat number, onset,
+  S1 onset, true length, truncated flag, label, subset (domain), exclusion and folds;
+- ``recordings.csv``: one row per recording: heart rate, systolic interval, number of
+  beats, status (``ok``, ``flagged`` or ``failed``) and the reason. A recording that is
+  too short or too noisy to segment is listed as ``failed``; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from spectnet.atomic import atomic_dir, atomic_write_text
+from spectnet.beats import extract_beats
+from spectnet.config import BeatsConfig, SegmentationConfig
+from spectnet.segmentation import SegmentationError, segment_heart_cycles
+from spectnet.store import NpyAppender, SignalStore
+
+log = logging.getLogger(__name__)
+
+BEATS = "beats.npy"
+INDEX = "beats.csv"
+RECORDINGS = "recordings.csv"
+
+_store: SignalStore | None = None  # each worker's handle on the memory-mapped signals
+
+
+def _open_store(root: str) -> None:
+    global _store
+    _store = SignalStore(root)
+
+
+@dataclass
+class _Segmented:
+    record: str
+    states: np.ndarray | None  # int8 audio-rate states; None when segmentation failed
+    summary: dict
+
+
+def _segment_one(job: tuple[str, int, bool]) -> _Segmented:
+    """Worker: segment one recording. Only the int8 states travel back to the parent,
+    which cuts the beats from its own memory map (cheaper than pickling the beats)."""
+    record, sample_rate, emulate_underflow = job
+    try:
+        seg = segment_heart_cycles(np.asarray(_store[record]), sample_rate,
+                                   emulate_underflow=emulate_underflow)
+    except SegmentationError as exc:
+        return _Segmented(record, None, {"status": "failed", "reason": str(exc)})
+    return _Segmented(record, seg.states, {
+        "reason": "; ".join(seg.flags), "heart_rate_bpm": seg.heart_rate_bpm,
+        "systolic_interval_s": seg.systolic_interval_s})
+
+
+def _cut_beats(x: np.ndarray, seg: _Segmented, beats: BeatsConfig):
+    cut, info = extract_beats(x, seg.states, beats.beat_length,
+                              emulate_zero_last_beat=beats.emulate_zero_last_beat)
+    reasons = [r for r in (seg.summary["reason"],
+                           "no complete cardiac cycle" if info.n_beats == 0 else "") if r]
+    summary = {**seg.summary, "status": "flagged" if reasons else "ok",
+               "reason": "; ".join(reasons), "n_beats": info.n_beats,
+               "n_truncated": int(info.truncated.sum())}
+    table = pd.DataFrame({"record": seg.record, "beat": np.arange(info.n_beats),
+                          "onset": info.onset, "s1_onset": info.s1_onset,
+                          "true_length": info.true_length,
+                          "truncated": info.truncated.astype(int)})
+    return cut, table, summary
+
+
+def _init_worker(root: str) -> None:
+    import torch
+    torch.set_num_threads(1)
+    _open_store(root)
+
+
+def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
+                       segmentation: SegmentationConfig, beats: BeatsConfig,
+                       summary_path: str | Path | None = None, workers: int | None = None,
+                       progress: bool = True) -> pd.DataFrame:
+    """Segment every recording of a signal store and write the beat dataset.
+
+    Args:
+        store_dir: a preprocessed :class:`~spectnet.store.SignalStore` (1 kHz).
+        out_dir: the dataset directory to write (replaced atomically on success).
+        segmentation, beats: the ``segmentation`` and ``beats`` parameters.
+        summary_path: where to write the summary metrics (JSON), if given.
+        workers: processes (default: all cores).
+
+    Returns:
+        The per-recording table (``recordings.csv``).
+    """
+    store = SignalStore(store_dir)
+    meta = store.manifest.drop(columns=["offset", "n_samples_raw", "duration_raw_s"],
+                               errors="ignore")
+    jobs = [(r.record, int(r.sample_rate), segmentation.emulate_underflow)
+            for r in meta.itertuples()]
+    fold_columns = [c for c in meta.columns if c.startswith(("train", "validation"))]
+    per_beat_meta = ["record", "label", "subset", "excluded", *fold_columns]
+    summaries, tables = [], []
+    with atomic_dir(out_dir) as tmp:
+        array = NpyAppender(tmp / BEATS, "<f4", row_shape=(beats.beat_length,))
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(workers or os.cpu_count() or 1, initializer=_init_worker,
+                      initargs=(str(store_dir),)) as pool:
+            for seg in tqdm(pool.imap(_segment_one, jobs, chunksize=4), total=len(jobs),
+                            disable=not progress, desc="segment", unit="rec"):
+                if seg.states is None:
+                    log.warning("%s: cannot segment: %s", seg.record, seg.summary["reason"])
+                    summaries.append({"record": seg.record, **seg.summary})
+                    continue
+                cut, table, summary = _cut_beats(np.asarray(store[seg.record]), seg, beats)
+                array.append(cut)
+                tables.append(table)
+                summaries.append({"record": seg.record, **summary})
+        array.close()
+        recordings = meta.merge(pd.DataFrame(summaries), on="record", how="left")
+        index = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+            columns=["record", "beat", "onset", "s1_onset", "true_length", "truncated"])
+        index = index.merge(meta[per_beat_meta], on="record", how="left")
+        index.to_csv(tmp / INDEX, index=False)
+        recordings.to_csv(tmp / RECORDINGS, index=False)
+    if summary_path is not None:
+        atomic_write_text(summary_path, json.dumps(summarise(recordings, index), indent=2) + "\n")
+    return recordings
+
+
+def summarise(recordings: pd.DataFrame, index: pd.DataFrame) -> dict:
+    """Headline numbers of a beat dataset (the DVC metrics of the segmentation step)."""
+    used = recordings[recordings["excluded"] == 0]
+    used_beats = index[index["excluded"] == 0]
+    lengths = used_beats["true_length"]
+    return {
+        "recordings": int(len(recordings)),
+        "recordings_used": int(len(used)),
+        "recordings_failed": int((recordings["status"] == "failed").sum()),
+        "recordings_flagged": int((recordings["status"] == "flagged").sum()),
+        "beats_total": int(len(index)),
+        "beats_used": int(len(used_beats)),
+        "beats_truncated": int(used_beats["truncated"].sum()),
+        "cycle_length_median_samples": float(lengths.median()) if len(lengths) else 0.0,
+        "cycle_length_p05_samples": float(lengths.quantile(0.05)) if len(lengths) else 0.0,
+        "cycle_length_p95_samples": float(lengths.quantile(0.95)) if len(lengths) else 0.0,
+        "heart_rate_median_bpm": float(used["heart_rate_bpm"].median()),
+    }
+
+
+class BeatDataset:
+    """Read access to a beat dataset.
+
+    Example:
+        >>> ds = BeatDataset("data/processed/physionet2016-beats")    # doctest: +SKIP
+        >>> x = ds.beats[ds.index["validation0"] == 1]                 # doctest: +SKIP
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.beats = np.load(self.root / BEATS, mmap_mode="r")
+        self.index = pd.read_csv(self.root / INDEX, dtype={"record": str})
+        self.recordings = pd.read_csv(self.root / RECORDINGS, dtype={"record": str})
+        if len(self.index) != len(self.beats):
+            raise ValueError(f"{self.root}: {INDEX} has {len(self.index)} rows but {BEATS} "
+                             f"has {len(self.beats)} beats")
+
+    def __len__(self) -> int:
+        return len(self.index)

@@ -1,0 +1,126 @@
+"""The beat dataset step on real recordings (plus one too short to segment)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import make_raw_dir
+from spectnet.beat_dataset import BeatDataset, build_beat_dataset
+from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
+from spectnet.preprocess import preprocess_dataset
+from spectnet.store import SignalStore
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory, physionet_dir):
+    root = tmp_path_factory.mktemp("beats")
+    raw = make_raw_dir(root / "raw", {"a": ["a0001", "a0002"], "b": ["b0001"],
+                                      "e": ["e00001"]})
+    # 0.8 s of real audio: preprocesses fine, but is too short to segment.
+    x, rate = sf.read(str(physionet_dir / "training-a/a0003.flac"))
+    sf.write(str(raw / "training-a/a0003.wav"), x[: int(0.8 * rate)], rate, subtype="PCM_16")
+    records = pd.read_csv(raw / "records.csv")
+    records.loc[len(records)] = {"record": "a0003", "subset": "a", "label": 1,
+                                 "audio_path": "training-a/a0003.wav"}
+    records.to_csv(raw / "records.csv", index=False)
+    (raw / "folds" / "validation0.txt").write_text("a0002\ne00001\n")
+    (raw / "folds" / "excluded-training-e.txt").write_text("e00001\n")
+    preprocess_dataset(raw, root / "store", PreprocessConfig(), workers=2, progress=False)
+    return root / "store"
+
+
+@pytest.fixture(scope="module")
+def dataset(store_dir):
+    out = store_dir.parent / "beats"
+    build_beat_dataset(store_dir, out, SegmentationConfig(), BeatsConfig(),
+                       summary_path=store_dir.parent / "summary.json", workers=2,
+                       progress=False)
+    return BeatDataset(out)
+
+
+def test_beats_are_the_signal_from_s1_onset_minus_one_zero_padded(dataset, store_dir):
+    store = SignalStore(store_dir)
+    assert dataset.beats.dtype == np.float32 and dataset.beats.shape[1] == 2500
+    assert len(dataset.index) == len(dataset.beats) > 50
+    for i in np.random.default_rng(0).choice(len(dataset), size=40, replace=False):
+        row = dataset.index.iloc[i]
+        x = store[row["record"]]
+        n = row["true_length"]
+        assert row["onset"] == row["s1_onset"] - 1
+        np.testing.assert_array_equal(dataset.beats[i, :n],
+                                      x[row["onset"]: row["onset"] + n].astype(np.float32))
+        assert not dataset.beats[i, n:].any()
+
+
+def test_consecutive_beats_tile_the_recording(dataset):
+    for _, beats in dataset.index.groupby("record"):
+        assert list(beats["beat"]) == list(range(len(beats)))
+        inner = beats.iloc[:-1]
+        np.testing.assert_array_equal(inner["onset"].to_numpy() + inner["true_length"],
+                                      beats["onset"].to_numpy()[1:])
+        lengths = beats["true_length"]
+        assert lengths.between(250, 2500).all()   # 24..240 bpm
+
+
+def test_index_carries_labels_domains_exclusion_and_folds(dataset):
+    by_record = dataset.index.groupby("record").first()
+    assert by_record.loc["a0001", "label"] == 1 and by_record.loc["b0001", "label"] == 0
+    assert by_record.loc["b0001", "subset"] == "b"
+    assert by_record.loc["e00001", "excluded"] == 1 and by_record.loc["a0001", "excluded"] == 0
+    assert by_record.loc["a0002", "validation0"] == 1 and by_record.loc["a0001",
+                                                                         "validation0"] == 0
+
+
+def test_unsegmentable_recording_is_flagged_not_fatal(dataset):
+    rec = dataset.recordings.set_index("record")
+    assert rec.loc["a0003", "status"] == "failed"
+    assert "too short" in rec.loc["a0003", "reason"]
+    assert "a0003" not in set(dataset.index["record"])
+    ok = rec.drop("a0003")
+    assert (ok["status"] == "ok").all()
+    assert ok["heart_rate_bpm"].between(30, 120).all()
+    assert (ok["n_beats"] == dataset.index.groupby("record").size()).all()
+
+
+def test_summary_metrics_agree_with_the_tables(dataset, store_dir):
+    summary = json.loads((store_dir.parent / "summary.json").read_text())
+    assert summary["recordings"] == 5 and summary["recordings_failed"] == 1
+    assert summary["beats_total"] == len(dataset)
+    assert summary["beats_used"] == int((dataset.index["excluded"] == 0).sum())
+    assert summary["cycle_length_median_samples"] == float(
+        dataset.index.loc[dataset.index["excluded"] == 0, "true_length"].median())
+
+
+def test_emulated_zero_last_beat(store_dir, dataset, tmp_path):
+    out = tmp_path / "zero"
+    build_beat_dataset(store_dir, out, SegmentationConfig(),
+                       BeatsConfig(emulate_zero_last_beat=True), workers=1, progress=False)
+    emulated = BeatDataset(out)
+    assert len(emulated) == len(dataset)
+    last = emulated.index.groupby("record").tail(1).index
+    assert not emulated.beats[last].any()
+    others = emulated.index.index.difference(last)
+    np.testing.assert_array_equal(emulated.beats[others], dataset.beats[others])
+
+
+def test_beat_length_parameter_truncates(store_dir, tmp_path):
+    build_beat_dataset(store_dir, tmp_path / "short", SegmentationConfig(),
+                       BeatsConfig(beat_length=600), workers=1, progress=False)
+    short = BeatDataset(tmp_path / "short")
+    assert short.beats.shape[1] == 600
+    assert (short.index["truncated"] == (short.index["true_length"] > 600)).all()
+    assert short.index["truncated"].any()
+
+
+def test_mismatched_dataset_is_refused(dataset, tmp_path):
+    import shutil
+    copy = tmp_path / "bad"
+    shutil.copytree(dataset.root, copy)
+    pd.read_csv(copy / "beats.csv").head(3).to_csv(copy / "beats.csv", index=False)
+    with pytest.raises(ValueError, match="beats.csv has 3 rows"):
+        BeatDataset(copy)

@@ -1,0 +1,73 @@
+"""The `spectnet` command line: help texts, exit codes, error messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spectnet.cli import build_parser, main
+
+SPECTNET = [sys.executable, "-m", "spectnet.cli"]
+
+
+@pytest.mark.parametrize("argv", [[], ["params"], ["physionet"], ["physionet", "fetch"],
+                                  ["physionet", "preprocess"], ["physionet", "segment"],
+                                  ["plot-segmentation"], ["params", "validate"]])
+def test_every_command_has_a_useful_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([*argv, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage: spectnet" in text and len(text.splitlines()) >= 4
+
+
+def test_console_script_runs():
+    proc = subprocess.run([*SPECTNET, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("spectnet ")
+
+
+def test_params_validate_reports_errors_with_exit_1(tmp_path, capsys):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("preprocess: {lowpass_hz: 300}\n")
+    bad.write_text("preprocess: {lowpass_hz: 300, filter_order: 0}\nbeats: {beat_length: x}\n")
+    assert main(["params", "validate", str(good)]) == 0
+    assert main(["params", "validate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "preprocess.filter_order" in err and "beats.beat_length" in err
+
+
+def test_params_show_fills_defaults(tmp_path, capsys):
+    path = tmp_path / "p.yaml"
+    path.write_text("{}\n")
+    assert main(["params", "show", str(path)]) == 0
+    assert "beat_length: 2500" in capsys.readouterr().out
+
+
+def test_step_failure_is_one_clear_line_and_log_file(tmp_path, capsys):
+    log = tmp_path / "logs" / "x.log"
+    assert main(["physionet", "preprocess", "--raw", str(tmp_path / "missing"), "--out",
+                 str(tmp_path / "out"), "--params", "{}", "--log", str(log)]) == 1
+    assert "missing: no records.csv" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    code = main(["plot-segmentation", "a0001", "--store", str(tmp_path / "nostore"),
+                 "--params", "{}", "--log", str(log)])
+    assert code == 1
+    assert "nostore" in capsys.readouterr().err and "not a signal store" in log.read_text()
+
+
+def test_plot_segmentation_draws_a_png(tmp_path, physionet_dir):
+    from conftest import make_raw_dir
+    from spectnet.config import PreprocessConfig
+    from spectnet.preprocess import preprocess_dataset
+    raw = make_raw_dir(tmp_path / "raw", {"a": ["a0001"]})
+    preprocess_dataset(raw, tmp_path / "store", PreprocessConfig(), workers=1, progress=False)
+    out = tmp_path / "figs"
+    assert main(["plot-segmentation", "a0001", "--store", str(tmp_path / "store"),
+                 "--out-dir", str(out), "--params", "{}"]) == 0
+    png = (out / "segmentation-a0001.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 20_000
+    assert main(["plot-segmentation", "zz999", "--store", str(tmp_path / "store"),
+                 "--out-dir", str(out), "--params", "{}"]) == 1

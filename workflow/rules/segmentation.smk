@@ -1,0 +1,31 @@
+# Heart-cycle segmentation (Springer LR-HSMM) and the beat dataset.
+
+
+rule segment_physionet:
+    input:
+        "data/interim/physionet2016",
+    output:
+        beats=directory("data/processed/physionet2016-beats"),
+        summary="results/physionet2016/segmentation.json",
+    params:
+        config=step_params("segment_physionet"),
+    threads: 8  # capped at --cores by Snakemake
+    log:
+        "logs/segment_physionet.log",
+    shell:
+        "spectnet physionet segment --store {input} --out {output.beats} "
+        "--summary {output.summary} --params {params.config:q} --workers {threads} --log {log}"
+
+
+rule plot_segmentation_physionet:
+    input:
+        "data/interim/physionet2016",
+    output:
+        directory("results/physionet2016/figures/segmentation"),
+    params:
+        config=step_params("plot_segmentation_physionet"),
+    log:
+        "logs/plot_segmentation_physionet.log",
+    shell:
+        "spectnet plot-segmentation --store {input} --out-dir {output} "
+        "--params {params.config:q} --log {log}"

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -128,7 +129,8 @@ def workdir(tmp_path_factory, physionet_dir):
 
 def local_config(root):
     return ["--config", f"physionet={{source: local, local_path: {root / 'physionet-copy'}, "
-            f"folds: {{source: local, local_path: {root / 'physionet-copy' / 'folds'}}}}}"]
+            f"folds: {{source: local, local_path: {root / 'physionet-copy' / 'folds'}}}}}",
+            "segmentation={plot_records: [a0001, e00001]}"]
 
 
 def test_workflow_builds_data_then_has_nothing_to_do(workdir):
@@ -140,6 +142,13 @@ def test_workflow_builds_data_then_has_nothing_to_do(workdir):
     assert store.manifest["excluded"].sum() == 1
     assert (store.manifest["n_samples"] <= 60_000).all()
     assert (workdir / "logs/preprocess_physionet.log").read_text().strip()
+    beats = pd.read_csv(workdir / "data/processed/physionet2016-beats/beats.csv")
+    assert set(beats["record"]) == set(store.manifest["record"])
+    summary = json.loads((workdir / "results/physionet2016/segmentation.json").read_text())
+    assert summary["beats_total"] == len(beats) and summary["recordings_failed"] == 0
+    figures = sorted(p.name for p in (workdir / "results/physionet2016/figures/segmentation")
+                     .glob("*.png"))
+    assert figures == ["segmentation-a0001.png", "segmentation-e00001.png"]
     again = snakemake("-n", "--cores", "2", *local_config(workdir), cwd=workdir)
     assert "Nothing to be done" in again.stdout
 
@@ -151,6 +160,11 @@ def test_editing_a_param_reruns_only_what_reads_it(workdir):
     try:
         params.write_text(original.replace("lowpass_hz: 400", "lowpass_hz: 300"))
         jobs = planned_jobs(*local_config(workdir), cwd=workdir)
-        assert set(jobs) - {"all"} == {"preprocess_physionet"}
+        # Preprocessing and everything downstream of it; never the acquisition.
+        assert set(jobs) - {"all"} == {"preprocess_physionet", "segment_physionet",
+                                       "plot_segmentation_physionet"}
+        params.write_text(original.replace("beat_length: 2500", "beat_length: 2000"))
+        assert set(planned_jobs(*local_config(workdir), cwd=workdir)) - {"all"} == {
+            "segment_physionet"}
     finally:
         params.write_text(original)

@@ -29,6 +29,7 @@ from spectnet.beats import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
 from spectnet.store import NpyAppender, SignalStore
+from spectnet.parallel import single_thread_worker
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,7 @@ def _cut_beats(x: np.ndarray, seg: _Segmented, beats: BeatsConfig):
 
 
 def _init_worker(root: str) -> None:
-    import torch
-    torch.set_num_threads(1)
+    single_thread_worker()
     _open_store(root)
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from spectnet import dsp
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
+from spectnet.parallel import single_thread_worker
 from spectnet.store import SignalStoreWriter
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,6 @@ def _run_job(job: _Job):
         return job.record, None, str(exc)
 
 
-def _init_worker() -> None:
-    # One BLAS/torch thread per process: the parallelism is across recordings.
-    torch.set_num_threads(1)
-
-
 def read_fold_lists(folds_dir: Path) -> dict[str, set[str]]:
     """The fold lists present in ``folds_dir`` (``train0.txt`` …, exclusion list)."""
     lists = {}
@@ -166,7 +162,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
                 "sample_rate", "duration_s", "offset", "n_samples"] + sorted(folds))
     with SignalStoreWriter(out_dir) as writer:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
+        with ctx.Pool(workers, initializer=single_thread_worker) as pool:
             results = pool.imap(_run_job, jobs, chunksize=8)
             for record, n_raw, result in tqdm(results, total=len(jobs), disable=not progress,
                                               desc="preprocess", unit="rec"):

@@ -1,0 +1,242 @@
+"""Tests for spectnet.functional: init helpers, kernels, exact paths, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spectnet import functional as SF
+
+
+# ----------------------------------------------------------------------------- init helpers
+def test_mel_roundtrip_and_corrected_eq3():
+    freqs = torch.tensor([0.0, 25.0, 400.0, 500.0, 11025.0], dtype=torch.float64)
+    assert torch.allclose(SF.mel_to_hz(SF.hz_to_mel(freqs)), freqs, rtol=0, atol=1e-9)
+    # eq. (3) corrected: 700 * (10^(m/2595) - 1), NOT the printed typo
+    m = 1000.0
+    assert float(SF.mel_to_hz(m)) == pytest.approx(700.0 * (10 ** (m / 2595.0) - 1.0), rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "n_filters, f_max, expected",
+    [
+        (4, 500.0, [0.0, 137.8, 302.7, 500.0]),
+        (16, 500.0, [0.0, 25.6, 52.2, 79.7]),
+    ],
+)
+def test_mel_centres_match_spec(n_filters, f_max, expected):
+    centres = SF.mel_center_frequencies(n_filters, 0.0, f_max)
+    assert centres.shape == (n_filters,)
+    np.testing.assert_allclose(centres[: len(expected)].numpy(), expected, atol=0.05)
+    assert centres[0] == 0.0 and centres[-1] == f_max
+    if n_filters == 16:
+        np.testing.assert_allclose(centres[-2].item(), 457.6, atol=0.05)
+
+
+def test_mel_centres_0_400():
+    centres = SF.mel_center_frequencies(16, 0.0, 400.0)
+    np.testing.assert_allclose([centres[1].item(), centres[-2].item(), centres[-1].item()],
+                               [21.4, 367.3, 400.0], atol=0.05)
+
+
+def test_mel_centres_are_eq2_eq3():
+    # independent: uniform in mel (eq. 2), back with eq. 3 (corrected)
+    mels = np.linspace(2595 * np.log10(1 + 30 / 700), 2595 * np.log10(1 + 800 / 700), 7)
+    expected = 700 * (10 ** (mels / 2595) - 1)
+    np.testing.assert_allclose(SF.mel_center_frequencies(7, 30.0, 800.0).numpy(), expected, rtol=1e-12)
+
+
+def test_erb():
+    np.testing.assert_allclose(SF.erb_bandwidth(torch.tensor([0.0, 400.0], dtype=torch.float64)).numpy(),
+                               [24.7, 24.7 * (4.37 * 0.4 + 1)], rtol=1e-12)
+
+
+def test_bad_helper_args():
+    with pytest.raises(ValueError, match="f_min must be < f_max"):
+        SF.mel_center_frequencies(4, 500.0, 100.0)
+    with pytest.raises(ValueError, match="n_filters"):
+        SF.mel_center_frequencies(0, 0.0, 100.0)
+
+
+# ----------------------------------------------------------------------------- kernels
+def _numpy_kernels(f, b, a, n, K, fs):
+    t = np.arange(K) / fs
+    return np.stack([ai * t ** (ni - 1) * np.exp(-2 * np.pi * bi * t) * np.cos(2 * np.pi * fi * t)
+                     for fi, bi, ai, ni in zip(f, b, a, n)])
+
+
+def test_impulse_response_matches_formula():
+    f = [0.0, 100.0, 333.3]
+    b = [100.0, 50.0, 80.0]
+    a = [1e4, 2.0, 3e3]
+    n = [4.0, 2.5, 1.0]
+    got = SF.gammatone_impulse_response(torch.tensor(f, dtype=torch.float64), torch.tensor(b, dtype=torch.float64),
+                                        torch.tensor(a, dtype=torch.float64), torch.tensor(n, dtype=torch.float64), 81, 1000)
+    np.testing.assert_allclose(got.numpy(), _numpy_kernels(f, b, a, n, 81, 1000), rtol=1e-12, atol=1e-300)
+    assert got[2, 0] == 3e3  # n = 1: 0^0 = 1 at t = 0
+    assert got[0, 0] == 0.0
+
+
+def test_analytic_gradients_eq6_to_eq9():
+    """Autograd d g / d{a, b, f, n} equals the paper's eq. (6)-(9) at every tap."""
+    K, fs = 41, 1000.0
+    f = torch.tensor([0.0, 60.0, 210.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([100.0, 40.0, 70.0], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([1e4, 3.0, 0.5], dtype=torch.float64, requires_grad=True)
+    n = torch.tensor([4.0, 2.3, 1.7], dtype=torch.float64, requires_grad=True)
+    g = SF.gammatone_impulse_response(f, b, a, n, K, fs)
+    t = torch.arange(K, dtype=torch.float64) / fs
+    with torch.no_grad():
+        fc, bc, ac, nc = (v.detach()[:, None] for v in (f, b, a, n))
+        tpow = torch.where(t > 0, t, torch.ones_like(t)) ** (nc - 1)
+        tpow = torch.where(t > 0, tpow, torch.zeros_like(tpow))
+        env = tpow * torch.exp(-2 * math.pi * bc * t)
+        gv = ac * env * torch.cos(2 * math.pi * fc * t)
+        expected = {
+            "a": env * torch.cos(2 * math.pi * fc * t),                      # eq. (6)
+            "b": -2 * math.pi * t * gv,                                        # eq. (7)
+            "f": -2 * math.pi * t * ac * env * torch.sin(2 * math.pi * fc * t),  # eq. (8)
+            "n": torch.where(t > 0, torch.log(torch.where(t > 0, t, torch.ones_like(t))), torch.zeros_like(t)) * gv,  # eq. (9)
+        }
+    # each parameter is per-filter, so the gradient of g[i, k] w.r.t. p[i] is obtained
+    # tap by tap with a one-hot output weight
+    for k in range(K):
+        weight = torch.zeros_like(g)
+        weight[:, k] = 1.0
+        grads = torch.autograd.grad(g, (a, b, f, n), grad_outputs=weight, retain_graph=True)
+        for name, grad in zip("abfn", grads):
+            torch.testing.assert_close(grad, expected[name][:, k], rtol=1e-10, atol=1e-300)
+
+
+def test_learnable_order_guard_t0_no_nan():
+    n = torch.tensor([1.0, 1.5, 4.0], dtype=torch.float64, requires_grad=True)
+    g = SF.gammatone_impulse_response(torch.tensor([10.0, 20.0, 30.0], dtype=torch.float64), 100.0, 1.0, n, 21, 1000)
+    g.sum().backward()
+    assert torch.isfinite(n.grad).all() and torch.isfinite(g).all()
+
+
+def test_impulse_response_gradcheck():
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True)
+              for v in ([20.0, 140.0], [90.0, 60.0], [2.0, 5.0], [3.5, 2.2])]
+    assert torch.autograd.gradcheck(lambda f, b, a, n: SF.gammatone_impulse_response(f, b, a, n, 15, 1000.0), params)
+
+
+# ----------------------------------------------------------------------------- exact paths
+def test_next_fast_len():
+    for n in [1, 2, 7, 11, 97, 2500, 2501, 220500]:
+        m = SF.next_fast_len(n)
+        assert m >= n
+        r = m
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        assert r == 1
+        assert all(not _smooth(k) for k in range(n, m))
+
+
+def _smooth(k):
+    for p in (2, 3, 5):
+        while k % p == 0:
+            k //= p
+    return k == 1
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+def test_direct_equals_fft(dtype, tol):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 1, 701, generator=gen, dtype=dtype)
+    g = torch.randn(5, 33, generator=gen, dtype=dtype)
+    direct = SF.gammatone_filter(x, g, "direct")
+    fft = SF.gammatone_filter(x, g, "fft")
+    assert direct.shape == fft.shape == (3, 5, 701 - 33 + 1)
+    scale = direct.abs().max()
+    assert (direct - fft).abs().max() <= tol * scale
+    spec_direct = SF.gammatone_spectrogram(x, g, 25, 10, method="direct")
+    spec_fft = SF.gammatone_spectrogram(x, g, 25, 10, method="fft")
+    torch.testing.assert_close(spec_direct, spec_fft, rtol=0, atol=50 * tol)
+
+
+def test_filter_is_cross_correlation():
+    x = np.random.default_rng(1).standard_normal((2, 200))
+    g = np.random.default_rng(2).standard_normal((3, 17))
+    for method in ("direct", "fft"):
+        y = SF.gammatone_filter(torch.from_numpy(x), torch.from_numpy(g), method).numpy()
+        for bi in range(2):
+            for fi in range(3):
+                np.testing.assert_allclose(y[bi, fi], np.correlate(x[bi], g[fi], mode="valid"), atol=1e-10)
+
+
+def test_windowed_energy_is_rectangular_sum():
+    rng = np.random.default_rng(3)
+    for length, win, hop in [(2420, 25, 10), (1000, 551 // 5, 44), (100, 7, 13), (50, 10, 10), (99, 30, 1)]:
+        y = rng.standard_normal((2, 3, length))
+        got = SF.windowed_energy(torch.from_numpy(y), win, hop).numpy()
+        n_frames = (length - win) // hop + 1
+        ref = np.stack([(y[..., m * hop: m * hop + win] ** 2).sum(-1) for m in range(n_frames)], -1)
+        np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_silence_gives_log_eps_exactly_in_both_paths():
+    g = SF.gammatone_impulse_response(torch.tensor([0.0, 250.0]), 100.0, 1e4, 4.0, 81, 1000)
+    for method in ("direct", "fft"):
+        spec = SF.gammatone_spectrogram(torch.zeros(1, 500), g, 25, 10, method=method)
+        assert torch.all(spec == math.log(1e-16))
+
+
+def test_pipeline_gradcheck_both_paths():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 40, generator=gen, dtype=torch.float64, requires_grad=True)
+    f = torch.tensor([30.0, 200.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([80.0, 120.0], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([1e3, 2e3], dtype=torch.float64, requires_grad=True)
+    n = torch.tensor([4.0, 3.0], dtype=torch.float64, requires_grad=True)
+    for method in ("direct", "fft"):
+        def pipeline(x, f, b, a, n):
+            g = SF.gammatone_impulse_response(f, b, a, n, 21, 1000.0)
+            return SF.gammatone_spectrogram(x, g, 10, 4, eps=1e-6, method=method)
+        assert torch.autograd.gradcheck(pipeline, (x, f, b, a, n), eps=1e-6, atol=1e-5)
+
+
+def test_fft_correlation_custom_backward_gradcheck():
+    # the custom FFT op supports first-order gradients w.r.t. both inputs
+    x = torch.randn(2, 40, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, g: SF.gammatone_filter(x, g, "fft"), (x, g))
+
+
+def test_choose_method():
+    assert SF.choose_method(8, 16, 2500, 3) == "direct"
+    assert SF.choose_method(2, 46, 220500, 551) == "fft"
+
+
+def test_errors():
+    g = torch.randn(2, 81)
+    with pytest.raises(ValueError, match="shorter than the kernel"):
+        SF.gammatone_filter(torch.randn(1, 50), g)
+    with pytest.raises(ValueError, match="no frame"):
+        SF.gammatone_spectrogram(torch.randn(1, 90), g, 25, 10)
+    with pytest.raises(ValueError, match="unknown method"):
+        SF.gammatone_spectrogram(torch.randn(1, 200), g, 25, 10, method="fast")
+    with pytest.raises(ValueError, match="unknown method"):
+        SF.gammatone_filter(torch.randn(1, 200), g, method="stft")
+    with pytest.raises(ValueError, match="mono"):
+        SF.gammatone_filter(torch.randn(1, 2, 200), g)
+    with pytest.raises(ValueError, match="batch, time"):
+        SF.gammatone_filter(torch.randn(200), g)
+
+
+def test_stft_path_shape_and_rough_agreement():
+    torch.manual_seed(0)
+    fs, K, win, hop = 8000.0, 201, 201, 80
+    f = SF.mel_center_frequencies(12, 0.0, fs / 2).float()
+    g = SF.gammatone_impulse_response(f, 100.0, 1e4, 4.0, K, fs)
+    t = torch.arange(16000) / fs
+    x = (0.3 * torch.sin(2 * math.pi * 440 * t) + 0.1 * torch.randn(16000)).unsqueeze(0)
+    exact = SF.gammatone_spectrogram(x, g, win, hop, method="fft")
+    approx = SF.gammatone_spectrogram(x, g, win, hop, method="stft")
+    assert approx.shape == exact.shape
+    assert torch.isfinite(approx).all()
+    assert (approx - exact).abs().median() < 0.5

@@ -49,7 +49,8 @@ def serial_seconds(raw: Path, n: int, reference: bool) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/physionet2016")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get(
+        "SPECTNET_DATA", REPO.parent / "shared" / "data")) / "physionet2016")
     parser.add_argument("--baseline-records", type=int, default=200)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="spectnet-bench-"))

@@ -29,7 +29,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path(os.environ.get("SPECTNET_PHYSIONET_DIR", "/work/shared/data/physionet2016"))
+DEFAULT_DATA = Path(os.environ.get("SPECTNET_DATA", ROOT.parent / "shared" / "data")) / "physionet2016"
 SUBSETS = "abcdef"
 
 

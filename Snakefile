@@ -15,6 +15,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 try:
     _validated = validate_params(config, source="params.yaml (+ --config)")
 except ParamsError as exc:

@@ -124,3 +124,10 @@ def test_mismatched_dataset_is_refused(dataset, tmp_path):
     pd.read_csv(copy / "beats.csv").head(3).to_csv(copy / "beats.csv", index=False)
     with pytest.raises(ValueError, match="beats.csv has 3 rows"):
         BeatDataset(copy)
+
+
+def test_output_is_deterministic_and_independent_of_worker_count(store_dir, dataset, tmp_path):
+    build_beat_dataset(store_dir, tmp_path / "again", SegmentationConfig(), BeatsConfig(),
+                       workers=1, progress=False)
+    for name in ("beats.npy", "beats.csv", "recordings.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (dataset.root / name).read_bytes()

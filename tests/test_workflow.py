@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -151,6 +152,11 @@ def test_workflow_builds_data_then_has_nothing_to_do(workdir):
     assert figures == ["segmentation-a0001.png", "segmentation-e00001.png"]
     again = snakemake("-n", "--cores", "2", *local_config(workdir), cwd=workdir)
     assert "Nothing to be done" in again.stdout
+    snakemake("--report", "report.zip", *local_config(workdir), cwd=workdir)
+    with zipfile.ZipFile(workdir / "report.zip") as archive:
+        names = archive.namelist()
+    assert any(n.endswith("segmentation-a0001.png") for n in names)
+    assert any(n.endswith("segmentation.json") for n in names)
 
 
 def test_editing_a_param_reruns_only_what_reads_it(workdir):

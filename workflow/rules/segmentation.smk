@@ -6,7 +6,11 @@ rule segment_physionet:
         "data/interim/physionet2016",
     output:
         beats=directory("data/processed/physionet2016-beats"),
-        summary="results/physionet2016/segmentation.json",
+        summary=report(
+            "results/physionet2016/segmentation.json",
+            caption="../report/segmentation_summary.rst",
+            category="Segmentation",
+        ),
     params:
         config=step_params("segment_physionet"),
     threads: 8  # capped at --cores by Snakemake
@@ -21,7 +25,12 @@ rule plot_segmentation_physionet:
     input:
         "data/interim/physionet2016",
     output:
-        directory("results/physionet2016/figures/segmentation"),
+        report(
+            directory("results/physionet2016/figures/segmentation"),
+            patterns=["segmentation-{record}.png"],
+            caption="../report/segmentation_figure.rst",
+            category="Segmentation",
+        ),
     params:
         config=step_params("plot_segmentation_physionet"),
     log:

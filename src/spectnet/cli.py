@@ -129,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         return p
 
+    def per_recording_options(p):
+        p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+        p.add_argument("--workers", type=int, default=None,
+                       help="processes (default: all cores)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     params = sub.add_parser("params", help="check and show parameters",
                             description="Validate params.yaml against the schema.")
     psub = params.add_subparsers(dest="params_command", required=True, metavar="ACTION")
@@ -159,9 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
              "subset, label, durations, sample counts, exclusion, folds), skipped.csv.")
     p.add_argument("--raw", required=True, type=Path, help="output of `physionet fetch`")
     p.add_argument("--out", required=True, type=Path, help="store directory to write")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    per_recording_options(p)
 
     p = step(phsub, "segment", cmd_physionet_segment,
              "segment every recording into heart cycles and cut the beats",
@@ -173,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", required=True, type=Path, help="output of `physionet preprocess`")
     p.add_argument("--out", required=True, type=Path, help="beat dataset directory to write")
     p.add_argument("--summary", type=Path, help="write summary metrics (JSON) here")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    per_recording_options(p)
 
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",

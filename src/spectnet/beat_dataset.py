@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.beats import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
 from spectnet.store import NpyAppender, SignalStore
-from spectnet.parallel import single_thread_worker
+from spectnet.parallel import progress_bar, single_thread_worker
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +114,8 @@ def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers or os.cpu_count() or 1, initializer=_init_worker,
                       initargs=(str(store_dir),)) as pool:
-            for seg in tqdm(pool.imap(_segment_one, jobs, chunksize=4), total=len(jobs),
-                            disable=not progress, desc="segment", unit="rec"):
+            for seg in progress_bar(pool.imap(_segment_one, jobs, chunksize=4),
+                                    total=len(jobs), desc="segment", enabled=progress):
                 if seg.states is None:
                     log.warning("%s: cannot segment: %s", seg.record, seg.summary["reason"])
                     summaries.append({"record": seg.record, **seg.summary})

@@ -15,3 +15,14 @@ def single_thread_worker() -> None:
 
     threadpool_limits(1)
     torch.set_num_threads(1)
+
+
+def progress_bar(iterable, *, total: int, desc: str, enabled: bool = True):
+    """A tqdm bar over per-recording results; sparse (every 10 s) when stderr is not a
+    terminal, so that workflow logs stay readable."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="rec", disable=not enabled,
+                mininterval=0.1 if sys.stderr.isatty() else 10.0)

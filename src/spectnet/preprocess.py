@@ -20,18 +20,17 @@ import scipy.signal
 import soundfile as sf
 import torch
 import torchaudio.functional
-from tqdm import tqdm
 
 from spectnet import dsp
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
-from spectnet.parallel import single_thread_worker
+from spectnet.parallel import progress_bar, single_thread_worker
+from spectnet.physionet import FOLD_NAMES, read_record_list
 from spectnet.store import SignalStoreWriter
 
 log = logging.getLogger(__name__)
 
-FOLD_NAMES = [f"{kind}{k}" for kind in ("train", "validation") for k in range(4)]
-EXCLUSION_LIST = "excluded-training-e.txt"
+EXCLUSION_LIST = "excluded-training-e"
 SKIPPED_REPORT = "skipped.csv"
 
 
@@ -120,13 +119,8 @@ def _run_job(job: _Job):
 
 def read_fold_lists(folds_dir: Path) -> dict[str, set[str]]:
     """The fold lists present in ``folds_dir`` (``train0.txt`` …, exclusion list)."""
-    lists = {}
-    for name in FOLD_NAMES + [EXCLUSION_LIST.removesuffix(".txt")]:
-        path = folds_dir / f"{name}.txt"
-        if path.exists():
-            lists[name] = {line.strip() for line in path.read_text().splitlines()
-                           if line.strip()}
-    return lists
+    return {name: set(read_record_list(folds_dir / f"{name}.txt")) for name in FOLD_NAMES
+            if (folds_dir / f"{name}.txt").exists()}
 
 
 def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: PreprocessConfig,
@@ -153,7 +147,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
                             "(spectnet physionet fetch)")
     records = pd.read_csv(raw_dir / "records.csv", dtype={"record": str})
     folds = read_fold_lists(raw_dir / "folds")
-    excluded = folds.pop("excluded-training-e", set())
+    excluded = folds.pop(EXCLUSION_LIST, set())
     jobs = [_Job(r.record, raw_dir / r.audio_path, config) for r in records.itertuples()]
     meta = records.set_index("record")
     workers = workers or os.cpu_count() or 1
@@ -164,10 +158,10 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=single_thread_worker) as pool:
             results = pool.imap(_run_job, jobs, chunksize=8)
-            for record, n_raw, result in tqdm(results, total=len(jobs), disable=not progress,
-                                              desc="preprocess", unit="rec"):
+            for record, n_raw, result in progress_bar(results, total=len(jobs),
+                                                      desc="preprocess", enabled=progress):
                 if n_raw is None:
-                    problems.append((str(meta.at[record, "audio_path"]), result))
+                    problems.append((str(raw_dir / meta.at[record, "audio_path"]), result))
                     skipped.append({"record": record, "reason": result})
                     continue
                 writer.append(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,7 +106,7 @@ def test_bad_inputs():
         cycle_table(np.array([7, 7, 1, 1]))
 
 
-PHYSIONET = Path(os.environ.get("SPECTNET_PHYSIONET_DIR", "/work/shared/data/physionet2016"))
+from conftest import PHYSIONET  # noqa: E402
 
 
 @pytest.mark.skipif(not (PHYSIONET / "training-a").is_dir(), reason="PhysioNet data absent")

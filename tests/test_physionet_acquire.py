@@ -1,7 +1,7 @@
 """Tests of spectnet.physionet: local and downloaded acquisition, fold lists.
 
-Uses the real local copy at /work/shared/data/physionet2016 (override with the environment
-variable SPECTNET_PHYSIONET2016_DIR); tests that need it are skipped when it is absent. The
+Uses the real local copy (conftest.PHYSIONET: ../shared/data/physionet2016 beside the clone,
+or $SPECTNET_DATA/physionet2016); tests that need it are skipped when it is absent. The
 shared copy is never written to: trees that get modified are real copies, not hard links.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import shutil
 import sys
 import zipfile
@@ -37,7 +36,7 @@ from spectnet.physionet import (  # noqa: E402
     validate_folds,
 )
 
-DATA = Path(os.environ.get("SPECTNET_PHYSIONET2016_DIR", "/work/shared/data/physionet2016"))
+from conftest import PHYSIONET as DATA  # noqa: E402
 needs_data = pytest.mark.skipif(not (DATA / "training-a" / "REFERENCE.csv").is_file(),
                                 reason=f"local PhysioNet 2016 copy not found at {DATA}")
 
@@ -346,3 +345,56 @@ def test_download_folds(file_server: LocalFileServer, tmp_path):
     bad = dict(urls, validation1=(urls["validation1"][0], hashlib.sha256(b"x").hexdigest()))
     with pytest.raises(BadInputError, match="SHA-256 mismatch"):
         acquire_folds(tmp_path / "ds2", source="download", urls=bad, cache_dir=tmp_path / "c2", retries=0)
+
+
+# --------------------------------------------------------------------------------------------
+# the fetch step: acquire() as configured by params, and its CLI
+
+
+def _small_folds(dest: Path, records: set[str]) -> Path:
+    """The real fold lists restricted to ``records``; a record moves from train k to
+    validation k where validation k would be empty (acquisition refuses empty lists)."""
+    dest.mkdir(parents=True)
+    lists = {name: [r for r in read_record_list(DATA / "folds" / f"{name}.txt") if r in records]
+             for name in FOLD_NAMES}
+    for k in range(4):
+        if not lists[f"validation{k}"]:
+            lists[f"validation{k}"].append(lists[f"train{k}"].pop())
+    lists["excluded-training-e"] = lists["excluded-training-e"] or sorted(records)[:1]
+    for name, names in lists.items():
+        (dest / f"{name}.txt").write_text("\n".join(names) + "\n")
+    return dest
+
+
+@needs_data
+def test_fetch_step_downloads_when_auto_finds_no_local_copy(file_server, tmp_path, capsys):
+    import json
+
+    from spectnet.cli import main
+    labels = _build_site(file_server.root)
+    folds = _small_folds(tmp_path / "folds", set(labels))
+    params = {"physionet": {"source": "auto", "local_path": str(tmp_path / "absent"),
+                            "url": file_server.base_url,
+                            "folds": {"source": "local", "local_path": str(folds)}}}
+    dest = tmp_path / "raw"
+    assert main(["physionet", "fetch", "--out", str(dest), "--cache-dir",
+                 str(tmp_path / "cache"), "--params", json.dumps(params)]) == 0
+    assert len(file_server.requests_for("/training.zip")) == 1
+    assert {r["record"] for r in _records_csv(dest / "records.csv")} == set(labels)
+    assert read_record_list(dest / "folds" / "train0.txt") == read_record_list(
+        folds / "train0.txt")
+
+
+@needs_data
+def test_fetch_step_failing_folds_leave_no_partial_output(tmp_path, capsys):
+    from spectnet.config import FoldsConfig, PhysioNetConfig
+    from spectnet.physionet import acquire
+    source = tmp_path / "copy"
+    _small_copy(source)
+    folds = _small_folds(tmp_path / "folds", {"a0001", "a0002"})
+    (folds / "validation0.txt").write_text("a0001\nzz9999\n")
+    config = PhysioNetConfig(source="local", local_path=str(source),
+                             folds=FoldsConfig(source="local", local_path=str(folds)))
+    with pytest.raises(BadInputError, match="zz9999"):
+        acquire(config, tmp_path / "raw", cache_dir=tmp_path / "cache")
+    assert not (tmp_path / "raw").exists()

@@ -8,10 +8,8 @@ metamorphic properties on real PhysioNet 2016 records, and input validation.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +29,7 @@ from spectnet.segmentation.viterbi import (
     LOG_REALMIN, LOG_UNDERFLOW, expand_states, viterbi_decode,
 )
 
-PHYSIONET = Path(os.environ.get("SPECTNET_PHYSIONET_DIR", "/work/shared/data/physionet2016"))
+from conftest import PHYSIONET  # noqa: E402
 needs_physionet = pytest.mark.skipif(not (PHYSIONET / "training-a").is_dir(),
                                      reason=f"PhysioNet 2016 FLAC copy not found at {PHYSIONET}")
 

@@ -110,7 +110,7 @@ def _raw_url(file_name: str) -> str:
 
 
 #: name -> (pinned URL, SHA-256). The digests were computed from the local copies in
-#: /work/shared/data/physionet2016/folds/ (which come from data/text/ of the repository).
+#: shared/data/physionet2016/folds/ (which come from data/text/ of the repository).
 #: File names in the repository: the exclusion list is
 #: "data/text/Recordings need to be removed in training-e.txt" and train0..3.txt,
 #: validation1..3.txt exist under these names (checked against an indexed snapshot of the

@@ -27,8 +27,8 @@ from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.beats import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
-from spectnet.store import NpyAppender, SignalStore
 from spectnet.parallel import progress_bar, single_thread_worker
+from spectnet.store import NpyAppender, SignalStore
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,6 @@ INDEX = "beats.csv"
 RECORDINGS = "recordings.csv"
 
 _store: SignalStore | None = None  # each worker's handle on the memory-mapped signals
-
-
-def _open_store(root: str) -> None:
-    global _store
-    _store = SignalStore(root)
 
 
 @dataclass
@@ -81,8 +76,9 @@ def _cut_beats(x: np.ndarray, seg: _Segmented, beats: BeatsConfig):
 
 
 def _init_worker(root: str) -> None:
+    global _store
     single_thread_worker()
-    _open_store(root)
+    _store = SignalStore(root)
 
 
 def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,

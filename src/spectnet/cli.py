@@ -188,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record names (default: segmentation.plot_records of --params)")
     p.add_argument("--store", type=Path, default=Path("data/interim/physionet2016"),
                    help="preprocessed signal store (default: data/interim/physionet2016)")
-    p.add_argument("--out-dir", type=Path, default=Path("results/physionet2016/figures"),
-                   help="where the PNGs go (default: results/physionet2016/figures)")
+    p.add_argument("--out-dir", type=Path,
+                   default=Path("results/physionet2016/figures/segmentation"),
+                   help="where the PNGs go (default: results/physionet2016/figures/"
+                        "segmentation, where the workflow puts them)")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     return parser
 

@@ -121,11 +121,6 @@ class SignalStoreWriter:
         self._signals = NpyAppender(self._tmp / SIGNALS, "<f8")
         self._rows: list[dict] = []
 
-    @property
-    def tmp_dir(self) -> Path:
-        """The directory being built; files written here are published with the store."""
-        return self._tmp
-
     def append(self, signal: np.ndarray, **metadata) -> None:
         offset = self._signals.length
         self._signals.append(np.ravel(signal))

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from spectnet.config import FoldsConfig, PhysioNetConfig, PreprocessConfig  # noqa: E402
-from spectnet.physionet import acquire  # noqa: E402
-from spectnet.preprocess import preprocess_dataset, preprocess_signal, read_audio  # noqa: E402
+from spectnet.datasets.physionet import acquire  # noqa: E402
+from spectnet.preprocessing.heart_sounds import preprocess_dataset, preprocess_signal, read_audio  # noqa: E402
 from test_dsp import reference_spike_removal  # noqa: E402
 
 

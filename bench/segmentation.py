@@ -50,8 +50,8 @@ def process(args):
     import scipy.signal
     import soundfile as sf
 
-    from spectnet.beats import extract_beats
-    from spectnet.dsp import prefilter
+    from spectnet.segmentation.cycles import extract_beats
+    from spectnet.preprocessing.dsp import prefilter
     from spectnet.segmentation import SegmentationError, segment_heart_cycles
 
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def literal_baseline(data: Path, names: list[str]) -> list[tuple[str, float, flo
         import scipy.signal
         import soundfile as sf
 
-        from spectnet.dsp import prefilter
+        from spectnet.preprocessing.dsp import prefilter
         raw, fs = sf.read(data / f"training-{name[0]}" / f"{name}.flac", dtype="float64")
         x = prefilter(scipy.signal.resample_poly(raw[:60 * fs], 1000, fs), 1000)
         seg = segment_heart_cycles(x)

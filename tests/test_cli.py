@@ -61,7 +61,7 @@ def test_step_failure_is_one_clear_line_and_log_file(tmp_path, capsys):
 def test_plot_segmentation_draws_a_png(tmp_path, physionet_dir):
     from conftest import make_raw_dir
     from spectnet.config import PreprocessConfig
-    from spectnet.preprocess import preprocess_dataset
+    from spectnet.preprocessing.heart_sounds import preprocess_dataset
     raw = make_raw_dir(tmp_path / "raw", {"a": ["a0001"]})
     preprocess_dataset(raw, tmp_path / "store", PreprocessConfig(), workers=1, progress=False)
     out = tmp_path / "figs"

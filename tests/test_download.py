@@ -1,4 +1,4 @@
-"""Tests of spectnet.download / spectnet.atomic / spectnet.errors against a real local HTTP server."""
+"""Tests of spectnet.datasets.download / spectnet.atomic / spectnet.errors against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_http import LocalFileServer, file_server  # noqa: E402,F401 - fixture import
 
 from spectnet.atomic import atomic_dir, atomic_output, atomic_write_bytes, atomic_write_text  # noqa: E402
-from spectnet.download import (  # noqa: E402
+from spectnet.datasets.download import (  # noqa: E402
     ChecksumError,
     CorruptArchiveError,
     DownloadError,

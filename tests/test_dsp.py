@@ -1,4 +1,4 @@
-"""spectnet.dsp against literal transcriptions of the MATLAB reference (SEGMENTATION.md §1, §9.1)."""
+"""spectnet.preprocessing.dsp against literal transcriptions of the MATLAB reference (SEGMENTATION.md §1, §9.1)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from spectnet import dsp
+from spectnet.preprocessing import dsp
 
 
 def matlab_filtfilt(b, a, x):

@@ -1,4 +1,4 @@
-"""Tests of spectnet.physionet: local and downloaded acquisition, fold lists.
+"""Tests of spectnet.datasets.physionet: local and downloaded acquisition, fold lists.
 
 Uses the real local copy (conftest.PHYSIONET: ../shared/data/physionet2016 beside the clone,
 or $SPECTNET_DATA/physionet2016); tests that need it are skipped when it is absent. The
@@ -19,9 +19,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_http import LocalFileServer, file_server  # noqa: E402,F401 - fixture import
 
-from spectnet.download import ChecksumError, sha256sum  # noqa: E402
+from spectnet.datasets.download import ChecksumError, sha256sum  # noqa: E402
 from spectnet.errors import BadInputError, SpectNetError  # noqa: E402
-from spectnet.physionet import (  # noqa: E402
+from spectnet.datasets.physionet import (  # noqa: E402
     FOLD_NAMES,
     FOLD_URLS,
     LABEL_MAP,
@@ -388,7 +388,7 @@ def test_fetch_step_downloads_when_auto_finds_no_local_copy(file_server, tmp_pat
 @needs_data
 def test_fetch_step_failing_folds_leave_no_partial_output(tmp_path, capsys):
     from spectnet.config import FoldsConfig, PhysioNetConfig
-    from spectnet.physionet import acquire
+    from spectnet.datasets.physionet import acquire
     source = tmp_path / "copy"
     _small_copy(source)
     folds = _small_folds(tmp_path / "folds", {"a0001", "a0002"})

@@ -16,7 +16,7 @@ import pytest
 import scipy.signal
 import scipy.stats
 
-from spectnet.dsp import mround, prefilter
+from spectnet.preprocessing.dsp import mround, prefilter
 from spectnet.segmentation import (
     MIN_SAMPLES, Segmentation, SegmentationError, default_params, load_params,
     segment_heart_cycles,

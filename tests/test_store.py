@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spectnet.errors import SpectNetError
-from spectnet.store import SignalStore, SignalStoreWriter
+from spectnet.datasets.store import SignalStore, SignalStoreWriter
 
 
 def _write(root, signals):

@@ -135,7 +135,7 @@ def local_config(root):
 
 
 def test_workflow_builds_data_then_has_nothing_to_do(workdir):
-    from spectnet.store import SignalStore
+    from spectnet.datasets.store import SignalStore
     snakemake("--cores", "2", *local_config(workdir), cwd=workdir)
     store = SignalStore(workdir / "data/interim/physionet2016")
     expected = sum(1 for _ in (workdir / "physionet-copy").glob("*/*.flac"))

@@ -54,13 +54,13 @@ def cmd_params_show(args) -> None:
 
 
 def cmd_physionet_fetch(args) -> None:
-    from spectnet.physionet import acquire
+    from spectnet.datasets.physionet import acquire
     params = _params(args)
     acquire(params.physionet, args.out, cache_dir=args.cache_dir)
 
 
 def cmd_physionet_preprocess(args) -> None:
-    from spectnet.preprocess import preprocess_dataset
+    from spectnet.preprocessing.heart_sounds import preprocess_dataset
     params = _params(args)
     manifest = preprocess_dataset(args.raw, args.out, params.preprocess,
                                   on_bad_record=params.physionet.on_bad_record,
@@ -70,7 +70,7 @@ def cmd_physionet_preprocess(args) -> None:
 
 
 def cmd_physionet_segment(args) -> None:
-    from spectnet.beat_dataset import build_beat_dataset
+    from spectnet.datasets.beats import build_beat_dataset
     params = _params(args)
     recordings = build_beat_dataset(args.store, args.out, params.segmentation, params.beats,
                                     summary_path=args.summary, workers=args.workers,
@@ -90,7 +90,7 @@ def cmd_plot_segmentation(args) -> None:
     from spectnet.atomic import atomic_output
     from spectnet.segmentation import segment_heart_cycles
     from spectnet.segmentation.plot import plot_segmentation
-    from spectnet.store import SignalStore
+    from spectnet.datasets.store import SignalStore
 
     store = SignalStore(args.store)
     records = args.records or list(_params(args).segmentation.plot_records)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spectnet.dsp import mround
+from spectnet.preprocessing.dsp import mround
 
 __all__ = ["DurationModel", "duration_model", "REALMIN"]
 

@@ -18,7 +18,7 @@ import pywt
 import scipy.signal
 import scipy.special
 
-from spectnet.dsp import butter_filtfilt, mround
+from spectnet.preprocessing.dsp import butter_filtfilt, mround
 
 __all__ = [
     "AUDIO_RATE", "FEATURE_RATE", "RATIO", "Envelopes", "envelopes", "resample", "downsample",

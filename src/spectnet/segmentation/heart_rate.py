@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from spectnet.dsp import mround
+from spectnet.preprocessing.dsp import mround
 
 __all__ = ["HeartRate", "autocorrelation", "heart_rate", "SHORT_INPUT_FLAG"]
 

@@ -16,7 +16,7 @@ from os import PathLike
 
 import numpy as np
 
-from spectnet.dsp import prefilter
+from spectnet.preprocessing.dsp import prefilter
 from spectnet.errors import SpectNetError
 from spectnet.segmentation.durations import DurationModel, duration_model
 from spectnet.segmentation.emissions import emission_probs

@@ -13,9 +13,9 @@ import soundfile as sf
 from conftest import make_raw_dir
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError
-from spectnet.preprocess import (BadRecordError, preprocess_dataset, preprocess_signal,
+from spectnet.preprocessing.heart_sounds import (BadRecordError, preprocess_dataset, preprocess_signal,
                                  read_audio)
-from spectnet.store import SignalStore
+from spectnet.datasets.store import SignalStore
 from test_dsp import matlab_filtfilt, reference_spike_removal
 
 POLYPHASE = PreprocessConfig(resampler="polyphase")

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from spectnet.atomic import atomic_dir, atomic_write_text
-from spectnet.beats import extract_beats
+from spectnet.segmentation.cycles import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
 from spectnet.parallel import progress_bar, single_thread_worker
-from spectnet.store import NpyAppender, SignalStore
+from spectnet.datasets.store import NpyAppender, SignalStore
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
     """Segment every recording of a signal store and write the beat dataset.
 
     Args:
-        store_dir: a preprocessed :class:`~spectnet.store.SignalStore` (1 kHz).
+        store_dir: a preprocessed :class:`~spectnet.datasets.store.SignalStore` (1 kHz).
         out_dir: the dataset directory to write (replaced atomically on success).
         segmentation, beats: the ``segmentation`` and ``beats`` parameters.
         summary_path: where to write the summary metrics (JSON), if given.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spectnet.beats import cycle_table, extract_beats
+from spectnet.segmentation.cycles import cycle_table, extract_beats
 
 
 def states_from_runs(runs):
@@ -114,7 +114,7 @@ def test_real_record_beats_follow_segmentation():
     import scipy.signal
     import soundfile as sf
 
-    from spectnet.dsp import prefilter
+    from spectnet.preprocessing.dsp import prefilter
     from spectnet.segmentation import segment_heart_cycles
 
     raw, fs = sf.read(PHYSIONET / "training-a" / "a0001.flac", dtype="float64")

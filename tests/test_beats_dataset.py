@@ -10,10 +10,10 @@ import pytest
 import soundfile as sf
 
 from conftest import make_raw_dir
-from spectnet.beat_dataset import BeatDataset, build_beat_dataset
+from spectnet.datasets.beats import BeatDataset, build_beat_dataset
 from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
-from spectnet.preprocess import preprocess_dataset
-from spectnet.store import SignalStore
+from spectnet.preprocessing.heart_sounds import preprocess_dataset
+from spectnet.datasets.store import SignalStore
 
 
 @pytest.fixture(scope="module")

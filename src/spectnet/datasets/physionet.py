@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .atomic import atomic_dir, atomic_write_text
-from .download import download_file, parse_sha256sums, safe_extract_zip, sha256sum
-from .errors import BadInputError, DownloadError, Problem, SpectNetError
+from spectnet.atomic import atomic_dir, atomic_write_text
+from spectnet.datasets.download import download_file, parse_sha256sums, safe_extract_zip, sha256sum
+from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
 
 __all__ = [
     "BASE_URL",

@@ -31,8 +31,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from .atomic import remove_path, replace_dir, temp_sibling
-from .errors import (
+from spectnet.atomic import remove_path, replace_dir, temp_sibling
+from spectnet.errors import (
     BadInputError,
     ChecksumError,
     CorruptArchiveError,

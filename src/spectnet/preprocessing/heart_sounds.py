@@ -2,7 +2,7 @@
 
 read → keep the first ``max_duration_s`` → resample to ``sample_rate`` → Butterworth
 low-pass and high-pass (zero-phase) → Schmidt spike removal. The result of every
-recording goes into one :class:`~spectnet.store.SignalStore` with a manifest of
+recording goes into one :class:`~spectnet.datasets.store.SignalStore` with a manifest of
 record, subset, label, durations, sample counts, exclusion flag and fold membership.
 """
 
@@ -21,12 +21,12 @@ import soundfile as sf
 import torch
 import torchaudio.functional
 
-from spectnet import dsp
+from spectnet.preprocessing import dsp
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
 from spectnet.parallel import progress_bar, single_thread_worker
-from spectnet.physionet import FOLD_NAMES, read_record_list
-from spectnet.store import SignalStoreWriter
+from spectnet.datasets.physionet import FOLD_NAMES, read_record_list
+from spectnet.datasets.store import SignalStoreWriter
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Data sets: acquisition (download or local copy), signal stores and the beat dataset."""

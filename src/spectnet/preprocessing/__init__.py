@@ -1,0 +1,1 @@
+"""Signal preprocessing: DSP primitives and the per-recording heart-sound pipeline."""

@@ -38,15 +38,12 @@ import sys
 import time
 from pathlib import Path
 
-_MALLOC_ENV = {
-    "MALLOC_MMAP_THRESHOLD_": str(1 << 32),
-    "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
-    "MALLOC_TOP_PAD_": str(1 << 30),
-}
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+from spectnet.runtime import malloc_is_tuned, reexec_with_tuned_malloc  # noqa: E402
 
-if __name__ == "__main__" and "--no-malloc-tuning" not in sys.argv and os.environ.get("SPECTNET_BENCH_CHILD") != "1":
-    env = dict(os.environ, SPECTNET_BENCH_CHILD="1", **_MALLOC_ENV)
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+if __name__ == "__main__" and "--no-malloc-tuning" not in sys.argv:
+    reexec_with_tuned_malloc()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -54,8 +51,6 @@ import torch.nn.functional as F  # noqa: E402
 import torchaudio  # noqa: E402
 from torch import nn  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 from spectnet.frontend import SpectNetFrontend  # noqa: E402
 from spectnet.functional import choose_method  # noqa: E402
 
@@ -221,7 +216,7 @@ def main():
     parser.add_argument("--no-malloc-tuning", action="store_true", help="do not re-exec with glibc malloc tuning")
     args = parser.parse_args()
     repeats = args.repeats or (2 if args.quick else 5)
-    tuned = os.environ.get("SPECTNET_BENCH_CHILD") == "1"
+    tuned = malloc_is_tuned()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, repeats {repeats} (median), "
           f"malloc tuning {'on' if tuned else 'off'}")
     started = time.perf_counter()

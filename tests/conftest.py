@@ -44,3 +44,43 @@ def make_raw_dir(dest: Path, records: dict[str, list[str]]) -> Path:
     pd.DataFrame(rows).to_csv(dest / "records.csv", index=False)
     (dest / "folds").mkdir(exist_ok=True)
     return dest
+
+
+def _first_records(subset_dir: Path, label: int, n: int, skip: set[str]) -> list[str]:
+    import pandas as pd
+    ref = pd.read_csv(subset_dir / "REFERENCE.csv", header=None, names=["record", "label"])
+    names = ref.loc[(ref["label"] == label) & ~ref["record"].isin(skip), "record"]
+    return sorted(names)[:n]
+
+
+@pytest.fixture(scope="session")
+def small_beats_dir(tmp_path_factory) -> Path:
+    """A real beat dataset, small enough for training tests: for every subset a-f, the
+    first three abnormal and three normal recordings (fewer where a subset has fewer),
+    preprocessed and segmented by the project's own steps; per subset and class, one
+    recording goes to validation0 and the rest to train0, so all 12 (class x subset)
+    cells of the double-balanced sampler are present in both."""
+    from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
+    from spectnet.datasets.beats import build_beat_dataset
+    from spectnet.preprocessing.heart_sounds import preprocess_dataset
+
+    src = require(PHYSIONET)
+    excluded = set((src / "folds" / "excluded-training-e.txt").read_text().split())
+    root = tmp_path_factory.mktemp("small-beats")
+    chosen, validation = {}, []
+    for subset in "abcdef":
+        names = []
+        for label in (1, -1):
+            picked = _first_records(src / f"training-{subset}", label, 3, excluded)
+            names += picked
+            validation.append(picked[0])
+        chosen[subset] = names
+    raw = make_raw_dir(root / "raw", chosen)
+    all_names = [n for names in chosen.values() for n in names]
+    (raw / "folds" / "validation0.txt").write_text("\n".join(validation) + "\n")
+    (raw / "folds" / "train0.txt").write_text(
+        "\n".join(n for n in all_names if n not in validation) + "\n")
+    preprocess_dataset(raw, root / "store", PreprocessConfig(), workers=2, progress=False)
+    build_beat_dataset(root / "store", root / "beats", SegmentationConfig(), BeatsConfig(),
+                       workers=2, progress=False)
+    return root / "beats"

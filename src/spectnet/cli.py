@@ -81,6 +81,31 @@ def cmd_physionet_segment(args) -> None:
              (recordings["status"] == "flagged").sum(), args.out)
 
 
+def _device(args):
+    import torch
+    return torch.device(args.device) if args.device else None
+
+
+def cmd_physionet_train(args) -> None:
+    from spectnet.experiments.heart_sounds import train_run
+    params = _params(args)
+    summary = train_run(args.run, args.seed, params, args.beats, args.out, init_model=args.init,
+                        device=_device(args), progress=not args.quiet)
+    best = summary["best"]
+    log.info("%s seed %d: best epoch %d of %d (MAcc %.4f, beat accuracy %.4f) in %.0f s -> %s",
+             summary["run"], summary["seed"], summary["best_epoch"], summary["epochs"],
+             best["macc"], best["accuracy"], summary["train_seconds"], args.out)
+
+
+def cmd_physionet_evaluate(args) -> None:
+    from spectnet.experiments.heart_sounds import evaluate_run
+    metrics = evaluate_run(args.model, args.beats, args.out, _params(args), device=_device(args))
+    m = metrics["metrics"]
+    log.info("%s seed %s on %d recordings: MAcc %.4f, Se %.4f, Sp %.4f, beat accuracy %.4f -> %s",
+             metrics["run"], metrics["seed"], metrics["recordings"], m["macc"], m["sensitivity"],
+             m["specificity"], m["beat_accuracy"], args.out)
+
+
 def cmd_plot_segmentation(args) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -179,6 +204,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", type=Path, help="write summary metrics (JSON) here")
     per_recording_options(p)
 
+    p = step(phsub, "train", cmd_physionet_train,
+             "train one run of the Table II grid (resumable)",
+             "Train RUN (static-N, learnable-N, gammatone-1d or gammatone-2d) on the beats of "
+             "train{fold}, evaluating every epoch on validation{fold}. Writes OUT/best.pt and "
+             "OUT/last.pt (self-describing model files), history.csv, frontend.csv, "
+             "summary.json and dvclive/. A killed run started again resumes from its last "
+             "completed epoch (kept beside OUT until the run ends).")
+    p.add_argument("run", metavar="RUN", help="static-N, learnable-N, gammatone-1d, gammatone-2d")
+    p.add_argument("--seed", type=int, required=True, help="seed of initialisation, sampling, dropout")
+    p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--init", type=Path, help="learnable-N: the static-N model file to fine-tune")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = step(phsub, "evaluate", cmd_physionet_evaluate,
+             "evaluate a trained model on the validation fold",
+             "Evaluate MODEL on the beats of validation{fold}: beat accuracy, recording-level "
+             "majority vote (ties -> abnormal) with Se, Sp, precision, F1 and MAcc, bootstrap "
+             "confidence intervals over recordings, per-subset metrics and confusion matrices. "
+             "Writes OUT/metrics.json, OUT/beats.csv and OUT/recordings.csv.")
+    p.add_argument("--model", required=True, type=Path, help="a model file (best.pt / last.pt)")
+    p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
+    p.add_argument("--out", required=True, type=Path, help="results directory to write")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",
              "Segment the given recordings of STORE and draw each waveform with its four "
@@ -196,8 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose big tensor temporaries run faster with glibc's malloc tuned.
+_TUNED_COMMANDS = {"train", "evaluate", "predict"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if argv is None and _TUNED_COMMANDS & {getattr(args, "physionet_command", None),
+                                           getattr(args, "command", None)}:
+        from spectnet.runtime import reexec_with_tuned_malloc
+        reexec_with_tuned_malloc()
     _setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     started = time.perf_counter()
     try:

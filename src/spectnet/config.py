@@ -20,6 +20,15 @@ import yaml
 from spectnet.params import load_params, validate_params
 
 
+def _plain(value):
+    """Dataclass values as YAML-safe data (tuples become lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class _Section:
     """YAML/dict round-tripping shared by every config dataclass."""
 
@@ -31,12 +40,16 @@ class _Section:
             if f.name not in data:
                 continue
             value, kind = data[f.name], hints[f.name]
-            kwargs[f.name] = kind.from_dict(value) if isinstance(kind, type) and issubclass(
-                kind, _Section) else value
+            if isinstance(kind, type) and issubclass(kind, _Section):
+                value = kind.from_dict(value)
+            elif typing.get_origin(kind) is tuple:
+                value = tuple(value)
+            kwargs[f.name] = value
         return cls(**kwargs)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {f.name: (getattr(self, f.name).to_dict() if isinstance(getattr(self, f.name), _Section)
+                         else _plain(getattr(self, f.name))) for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -78,12 +91,6 @@ class SegmentationConfig(_Section):
     emulate_underflow: bool = True
     plot_records: tuple[str, ...] = ("a0001", "b0001", "c0001", "d0001", "e00100", "f0001")
 
-    def __post_init__(self):
-        object.__setattr__(self, "plot_records", tuple(self.plot_records))
-
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "plot_records": list(self.plot_records)}
-
 
 @dataclass(frozen=True)
 class BeatsConfig(_Section):
@@ -93,15 +100,125 @@ class BeatsConfig(_Section):
 
 
 @dataclass(frozen=True)
+class Budget(_Section):
+    """How long one kind of training run is (epochs, batch size, batches per epoch)."""
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class HeartSoundsBudget(_Section):
+    """The heart-sound experiments' size at one scale."""
+    static: Budget
+    learnable: Budget
+    baselines: Budget
+    bootstrap: int
+
+
+@dataclass(frozen=True)
+class ScaleConfig(_Section):
+    """One scale: seeds and budgets."""
+    seeds: tuple[int, ...]
+    heart_sounds: HeartSoundsBudget
+
+
+def _scale(seeds, static, learnable, baselines, bootstrap) -> ScaleConfig:
+    return ScaleConfig(tuple(seeds), HeartSoundsBudget(Budget(*static), Budget(*learnable),
+                                                       Budget(*baselines), bootstrap))
+
+
+@dataclass(frozen=True)
+class ScalesConfig(_Section):
+    """full = the paper's settings (GPU), quick = a CPU in about an hour, smoke = CI."""
+    full: ScaleConfig = field(default_factory=lambda: _scale(
+        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), 2000))
+    quick: ScaleConfig = field(default_factory=lambda: _scale(
+        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 1000))
+    smoke: ScaleConfig = field(default_factory=lambda: _scale(
+        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 50))
+
+
+@dataclass(frozen=True)
+class FrontendConfig(_Section):
+    """The SpectNet layer of the heart-sound models (REPRODUCTION.md §2)."""
+    init: str = "code"
+    f_min: float = 0
+    f_max: float | None = None
+    kernel_size: int = 81
+    win_length: int = 25
+    hop_length: int = 10
+
+
+@dataclass(frozen=True)
+class ResNetConfig(_Section):
+    dropout: float = 0.5
+    quirks: bool = False
+
+
+@dataclass(frozen=True)
+class StaticStageConfig(_Section):
+    """Stage 1: front-end frozen, Adam."""
+    lr: float = 0.001
+    lr_decay: float = 1.0
+
+
+@dataclass(frozen=True)
+class LearnableStageConfig(_Section):
+    """Stage 2: everything trained, from the static model."""
+    variant: str = "paper"
+    learn: tuple[str, ...] = ("f", "b", "a")
+    lr: float = 0.001
+    frontend_lr: float = 0.001
+
+
+@dataclass(frozen=True)
+class BaselinesConfig(_Section):
+    """Gammatone 1D-CNN and 2D-CNN, trained as Heartnet was."""
+    n_filters: int = 4
+    learnable_filters: bool = True
+    lr: float = 0.0012843784
+    lr_decay: float = 0.0001132885
+    l2: float = 0.0486
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(_Section):
+    model: str = "best"
+    ci_level: float = 0.95
+
+
+@dataclass(frozen=True)
+class HeartSoundsConfig(_Section):
+    """Table II: heart-sound abnormality detection."""
+    fold: int = 0
+    sampler: str = "double_balanced"
+    static_filters: tuple[int, ...] = (4, 8, 16)
+    learnable_filters: tuple[int, ...] = (16,)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    static: StaticStageConfig = field(default_factory=StaticStageConfig)
+    learnable: LearnableStageConfig = field(default_factory=LearnableStageConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+@dataclass(frozen=True)
 class Params(_Section):
     """All parameters of the pipeline."""
+    scale: str = "quick"
+    scales: ScalesConfig = field(default_factory=ScalesConfig)
     physionet: PhysioNetConfig = field(default_factory=PhysioNetConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     beats: BeatsConfig = field(default_factory=BeatsConfig)
+    heart_sounds: HeartSoundsConfig = field(default_factory=HeartSoundsConfig)
 
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
+    @property
+    def active_scale(self) -> ScaleConfig:
+        """The block of ``scales`` that ``scale`` selects."""
+        return getattr(self.scales, self.scale)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "Params":

@@ -23,13 +23,34 @@ import yaml
 
 from spectnet.errors import SpectNetError
 
-#: The params keys (dotted paths) each workflow step reads.
+#: The params keys (dotted paths) each workflow step reads. ``{scale}`` stands for the
+#: value of ``scale``: a training step reads only the active scale's block.
 STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "fetch_physionet": ("physionet",),
     "preprocess_physionet": ("preprocess", "physionet.on_bad_record"),
     "segment_physionet": ("segmentation.emulate_underflow", "beats"),
     "plot_segmentation_physionet": ("segmentation.plot_records",),
+    # the model files record how their input was made (predict reuses it): preprocess,
+    # segmentation and beats settings; changing them reruns training through the data anyway
+    "train_static_physionet": (
+        "scale", "scales.{scale}.heart_sounds.static", "heart_sounds.fold",
+        "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.resnet",
+        "heart_sounds.static", "preprocess", "segmentation.emulate_underflow", "beats"),
+    "train_learnable_physionet": (
+        "scale", "scales.{scale}.heart_sounds.learnable", "heart_sounds.fold",
+        "heart_sounds.sampler", "heart_sounds.learnable", "preprocess",
+        "segmentation.emulate_underflow", "beats"),
+    "train_baseline_physionet": (
+        "scale", "scales.{scale}.heart_sounds.baselines", "heart_sounds.fold",
+        "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.baselines",
+        "preprocess", "segmentation.emulate_underflow", "beats"),
+    "evaluate_physionet": (
+        "scale", "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
+        "heart_sounds.evaluation"),
 }
+
+#: Names ``{scale}`` can stand for.
+SCALES = ("full", "quick", "smoke")
 
 
 class ParamsError(SpectNetError):
@@ -40,6 +61,15 @@ def load_schema() -> dict:
     """The parameter schema shipped with the package (the workflow's schema file)."""
     text = resources.files("spectnet").joinpath("schemas/params.schema.yaml").read_text()
     return yaml.safe_load(text)
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
+    """``override`` laid over ``base``, mapping by mapping (other values are replaced)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, Mapping)
+                    and isinstance(out.get(key), Mapping) else copy.deepcopy(value))
+    return out
 
 
 def _fill_defaults(validator_class):
@@ -59,11 +89,16 @@ def _fill_defaults(validator_class):
 _Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
+def _resolve(key: str, scale: str) -> str:
+    return key.replace("{scale}", scale)
+
+
 def steps_reading(key_path: str) -> list[str]:
-    """The workflow steps whose parameter slice contains ``key_path`` (dotted)."""
+    """The workflow steps whose parameter slice contains ``key_path`` (dotted), at any scale."""
     return sorted(step for step, keys in STEP_PARAMS.items()
                   if any(key_path == k or key_path.startswith(k + ".")
-                         or k.startswith(key_path + ".") for k in keys))
+                         or k.startswith(key_path + ".")
+                         for k in {_resolve(key, scale) for key in keys for scale in SCALES}))
 
 
 def _describe(error: jsonschema.ValidationError, source: str) -> str:
@@ -82,15 +117,27 @@ def _cross_checks(params: dict) -> list[str]:
         problems.append(
             f"preprocess.highpass_hz ({pre['highpass_hz']}) < preprocess.lowpass_hz "
             f"({pre['lowpass_hz']}) < preprocess.sample_rate / 2 ({nyquist}) must hold")
-    return [p + f" (read by: {', '.join(steps_reading('preprocess'))})" for p in problems]
+    problems = [p + f" (read by: {', '.join(steps_reading('preprocess'))})" for p in problems]
+    heart = params["heart_sounds"]
+    unknown = sorted(set(heart["learnable_filters"]) - set(heart["static_filters"]))
+    if unknown:
+        problems.append(
+            f"heart_sounds.learnable_filters: {unknown} not in heart_sounds.static_filters "
+            f"{heart['static_filters']} (a learnable run is fine-tuned from the static run "
+            f"with the same number of filters)")
+    return problems
 
 
-def validate_params(params: Mapping[str, Any] | None, source: str = "params") -> dict:
+def validate_params(params: Mapping[str, Any] | None, source: str = "params",
+                    partial: bool = False) -> dict:
     """Validate ``params`` and return a deep copy with every default filled in.
 
     Args:
         params: the parsed params (``None`` means an empty file).
         source: a name for messages, usually the file name.
+        partial: ``params`` is one step's slice: it is laid over the complete defaults,
+            so blocks that must be complete in a params file (a scale's budgets) may hold
+            only the keys the step reads.
 
     Raises:
         ParamsError: listing every violation, one per line, each naming the key and
@@ -101,6 +148,8 @@ def validate_params(params: Mapping[str, Any] | None, source: str = "params") ->
         1000
     """
     instance = copy.deepcopy(dict(params or {}))
+    if partial and isinstance(params, Mapping):
+        instance = _merged(validate_params({}), instance)
     errors = sorted(_Validator(load_schema()).iter_errors(instance),
                     key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e, source) for e in errors]
@@ -127,10 +176,11 @@ def load_params(path: str | Path = "params.yaml") -> dict:
 
 
 def params_slice(params: Mapping[str, Any], step: str) -> dict:
-    """The nested sub-mapping of ``params`` holding exactly the keys ``step`` reads."""
+    """The nested sub-mapping of ``params`` holding exactly the keys ``step`` reads
+    (``{scale}`` resolved to the active scale)."""
     out: dict = {}
     for dotted in STEP_PARAMS[step]:
-        *parents, leaf = dotted.split(".")
+        *parents, leaf = _resolve(dotted, params.get("scale", "")).split(".")
         src, dst = params, out
         for name in parents:
             src, dst = src[name], dst.setdefault(name, {})
@@ -145,5 +195,5 @@ def read_params_argument(value: str) -> dict:
             raw = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ParamsError(f"--params: not valid JSON: {exc}") from None
-        return validate_params(raw, source="--params")
+        return validate_params(raw, source="--params", partial=True)
     return load_params(value)

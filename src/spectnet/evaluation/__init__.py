@@ -1,0 +1,1 @@
+"""Evaluation: metrics as the paper reports them, bootstrap intervals, McNemar, aggregation."""

@@ -1,0 +1,319 @@
+"""Table II: heart-sound abnormality detection on the PhysioNet 2016 beat dataset.
+
+The runs of the grid, by name:
+
+- ``static-N``: SpectNet-N (front-end frozen at its initialisation) + ResNet, stage 1;
+- ``learnable-N``: the same network fine-tuned end to end from ``static-N``'s selected
+  model, stage 2;
+- ``gammatone-1d`` / ``gammatone-2d``: four gammatone filters + the Heartnet 1D CNN or
+  the 2D CNN, trained in one stage as Heartnet was.
+
+Each run trains on ``train{fold}`` and selects its best epoch by recording-level MAcc on
+``validation{fold}`` (the authors' protocol: the selection set is the reporting set,
+REPRODUCTION.md A21; the last epoch is kept too). Excluded recordings are never used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from spectnet.atomic import atomic_dir, atomic_write_text, remove_path
+from spectnet.config import Params
+from spectnet.errors import SpectNetError
+from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
+from spectnet.evaluation.statistics import bootstrap_ci
+from spectnet.models import build_model
+from spectnet.training.checkpoint import load_model, read_model_file, save_model
+from spectnet.training.data import ExampleSet, load_examples
+from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+
+__all__ = ["CLASSES", "Run", "parse_run", "run_names", "model_spec", "learnable_spec",
+           "stage_settings",
+           "load_split", "score", "train_run", "evaluate_run", "resume_dir"]
+
+log = logging.getLogger(__name__)
+
+CLASSES = ("normal", "abnormal")
+TASK = "physionet2016-heart-sounds"
+_RUN = re.compile(r"^(?:(static|learnable)-(\d+)|gammatone-(1d|2d))$")
+_LEARN = {"f": "center_frequency", "b": "bandwidth", "a": "amplitude", "n": "order"}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration of the grid: ``kind`` is static, learnable, gammatone-1d or -2d."""
+    kind: str
+    n_filters: int
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.kind.startswith("gammatone") else f"{self.kind}-{self.n_filters}"
+
+
+def parse_run(name: str, params: Params) -> Run:
+    """``"static-16"`` -> ``Run("static", 16)``; raises for a name outside the grid."""
+    match = _RUN.match(name)
+    if not match:
+        raise SpectNetError(f"unknown run {name!r}: expected static-N, learnable-N, "
+                            "gammatone-1d or gammatone-2d")
+    if match.group(3):
+        return Run(f"gammatone-{match.group(3)}", params.heart_sounds.baselines.n_filters)
+    return Run(match.group(1), int(match.group(2)))
+
+
+def run_names(params: Params) -> list[str]:
+    """Every run of the Table II grid, in the table's order."""
+    heart = params.heart_sounds
+    return (["gammatone-1d", "gammatone-2d"] + [f"static-{n}" for n in heart.static_filters]
+            + [f"learnable-{n}" for n in heart.learnable_filters])
+
+
+def model_spec(run: Run, params: Params) -> dict:
+    """The architecture spec of a run's model (what :func:`build_model` takes). A
+    learnable run's spec is its static model's with the front-end made learnable
+    (:func:`learnable_spec`)."""
+    if run.kind == "learnable":
+        raise ValueError("a learnable run's model comes from its static model: use learnable_spec")
+    heart = params.heart_sounds
+    frontend = heart.frontend
+    common = {"n_samples": params.beats.beat_length, "sample_rate": params.preprocess.sample_rate,
+              "n_classes": len(CLASSES)}
+    filters = {"n_filters": run.n_filters, "f_min": frontend.f_min, "f_max": frontend.f_max,
+               "kernel_size": frontend.kernel_size, "init": frontend.init}
+    if run.kind.startswith("gammatone"):
+        learnable = ["f", "b", "a"] if heart.baselines.learnable_filters else []
+        return {"architecture": f"gammatone-heartnet{run.kind[-2:]}", **common,
+                "frontend": {**filters, "learnable": [_LEARN[p] for p in learnable]},
+                "cnn": {"dropout": heart.baselines.dropout}}
+    return {"architecture": "spectnet-resnet", **common,
+            "frontend": {**filters, "win_length": frontend.win_length,
+                         "hop_length": frontend.hop_length,
+                         # parameters (frozen in stage 1), so stage 2 loads the same state dict
+                         "learnable": [_LEARN[p] for p in ("f", "b", "a")]},
+            "cnn": {"dropout": heart.resnet.dropout, "quirks": heart.resnet.quirks}}
+
+
+def learnable_spec(static_spec: dict, params: Params) -> dict:
+    """The spec of ``learnable-N``: ``static-N``'s, with ``heart_sounds.learnable.learn``
+    as the front-end's learnable parameters."""
+    if static_spec.get("architecture") != "spectnet-resnet":
+        raise SpectNetError(f"a learnable run fine-tunes a spectnet-resnet model, not "
+                            f"{static_spec.get('architecture')!r}")
+    return {**static_spec, "frontend": {**static_spec["frontend"], "learnable": [
+        _LEARN[p] for p in params.heart_sounds.learnable.learn]}}
+
+
+def stage_settings(run: Run, params: Params, device: torch.device | None = None) -> StageSettings:
+    """How a run trains, from the parameters and the active scale."""
+    heart, budgets = params.heart_sounds, params.active_scale.heart_sounds
+    cpu = (device or torch.device("cpu")).type == "cpu"
+    if run.kind == "static":
+        budget = budgets.static
+        return StageSettings(
+            budget.epochs, budget.batch_size, budget.steps_per_epoch, heart.sampler, "adam",
+            heart.static.lr, lr_schedule="constant" if heart.static.lr_decay == 1 else "exponential",
+            lr_decay=heart.static.lr_decay, channels_last=cpu)
+    if run.kind == "learnable":
+        budget = budgets.learnable
+        if heart.learnable.variant == "s2_code":
+            # the authors' code (REPRODUCTION.md §4.2): SGD, two learning rates, micro-batches
+            # of 100 (8 per cell -> 96) with gradients accumulated over 10 of them
+            return StageSettings(budget.epochs, 100, budget.steps_per_epoch, heart.sampler,
+                                 "sgd", 0.005, frontend_lr=0.1, accumulate=10,
+                                 train_frontend=True, channels_last=cpu)
+        return StageSettings(budget.epochs, budget.batch_size, budget.steps_per_epoch,
+                             heart.sampler, "adam", heart.learnable.lr,
+                             frontend_lr=heart.learnable.frontend_lr, train_frontend=True,
+                             channels_last=cpu)
+    budget, base = budgets.baselines, heart.baselines
+    return StageSettings(
+        budget.epochs, budget.batch_size, budget.steps_per_epoch, heart.sampler, "adam", base.lr,
+        weight_decay=2 * base.l2,  # Keras adds l2 * w^2 to the loss: gradient 2 * l2 * w
+        lr_schedule="inverse_time", lr_decay=base.lr_decay * budget.batch_size / 64,
+        train_frontend=base.learnable_filters, channels_last=cpu and run.kind == "gammatone-2d")
+
+
+def load_split(beats_dir: str | Path, fold: int, split: str,
+               device: torch.device | str | None = None) -> ExampleSet:
+    """The beats of ``train{fold}`` or ``validation{fold}``, excluded recordings left out."""
+    column = f"{split}{fold}"
+
+    def mask(index: pd.DataFrame):
+        if column not in index:
+            raise SpectNetError(f"{beats_dir}: the beat index has no column {column!r}")
+        return (index[column] == 1) & (index["excluded"] == 0)
+
+    return load_examples(beats_dir, "beats.npy", "beats.csv", mask, classes=CLASSES,
+                         domain_column="subset", group_column="record", device=device)
+
+
+def score(probabilities: np.ndarray, examples: ExampleSet) -> dict[str, float]:
+    """Validation metrics: beat accuracy and loss, recording-level majority-vote metrics."""
+    labels = examples.labels.cpu().numpy()
+    predictions = probabilities.argmax(1)
+    recordings = majority_vote(examples.groups, labels, predictions)
+    metrics = binary_metrics(recordings["label"], recordings["prediction"])
+    true_class = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, None)
+    return {"loss": float(-np.log(true_class).mean()),
+            "accuracy": float((predictions == labels).mean()),
+            "recording_accuracy": metrics["accuracy"],
+            **{k: metrics[k] for k in ("sensitivity", "specificity", "precision", "f1", "macc")}}
+
+
+def resume_dir(out_dir: str | Path) -> Path:
+    """Where a run keeps its resume checkpoint until it finishes: a hidden sibling of the
+    output (Snakemake removes a failed job's outputs, never this)."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.resume"
+
+
+def _task_info(params: Params, run: Run, seed: int) -> dict:
+    """What a model file needs besides weights to classify a new recording."""
+    return {"task": TASK, "classes": list(CLASSES), "run": run.name, "seed": seed,
+            "scale": params.scale, "preprocess": params.preprocess.to_dict(),
+            "segmentation": {"emulate_underflow": params.segmentation.emulate_underflow},
+            "beats": params.beats.to_dict()}
+
+
+def train_run(name: str, seed: int, params: Params, beats_dir: str | Path,
+              out_dir: str | Path, init_model: str | Path | None = None,
+              device: torch.device | str | None = None, progress: bool = True) -> dict:
+    """Train one run of the grid and write its directory.
+
+    ``out_dir`` gets ``best.pt`` and ``last.pt`` (self-describing model files),
+    ``history.csv`` (one row per epoch), ``frontend.csv`` (the filters' parameters per
+    epoch), ``summary.json`` and ``dvclive/``; it is written atomically when the run ends.
+    An interrupted run resumes from :func:`resume_dir`.
+
+    Args:
+        init_model: for ``learnable-N``, the ``static-N`` model file to start from.
+    """
+    run = parse_run(name, params)
+    out_dir = Path(out_dir)
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    init_info = None
+    if run.kind == "learnable":
+        if init_model is None:
+            raise SpectNetError(f"{run.name} is fine-tuned from static-{run.n_filters}: "
+                                "give its model file (--init)")
+        init_info = read_model_file(init_model)
+        if init_info.get("run") != f"static-{run.n_filters}":
+            raise SpectNetError(f"{init_model}: {run.name} fine-tunes static-{run.n_filters}, "
+                                f"but this model is {init_info.get('run')!r}")
+        spec = learnable_spec(init_info["spec"], params)
+    elif init_model is not None:
+        raise SpectNetError(f"{run.name} trains from scratch; --init is only for learnable runs")
+    else:
+        spec = model_spec(run, params)
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    if init_info is not None:
+        model.load_state_dict(init_info["state_dict"])
+    stage = stage_settings(run, params, device)
+    train = load_split(beats_dir, params.heart_sounds.fold, "train", device)
+    validation = load_split(beats_dir, params.heart_sounds.fold, "validation", device)
+    log.info("%s seed %d (%s scale): %d training beats, %d validation beats of %d recordings, "
+             "%s", run.name, seed, params.scale, len(train), len(validation),
+             len(set(validation.groups)), device)
+    work = resume_dir(out_dir)
+    init_epoch = init_info.get("epoch") if init_info else None
+    result = train_stage(
+        model, stage, train, validation, score, seed=seed, work_dir=work,
+        run_settings={"spec": spec, "init": str(init_model) if init_model else None,
+                      "init_epoch": init_epoch, "fold": params.heart_sounds.fold},
+        progress=progress, live_dir=work / "dvclive")
+
+    info = _task_info(params, run, seed)
+    summary = {**{k: info[k] for k in ("run", "seed", "scale")},
+               "epochs": len(result.history), "best_epoch": result.best_epoch,
+               "best": result.best, "last": result.history[-1],
+               "train_examples": len(train), "validation_beats": len(validation),
+               "validation_recordings": int(len(set(validation.groups))),
+               "initialised_from": str(init_model) if init_model else None,
+               "train_seconds": float(sum(r["train_seconds"] for r in result.history)),
+               "stage": stage.__dict__}
+    with atomic_dir(out_dir) as tmp:
+        for file, state, epoch in (("best.pt", result.best_state, result.best_epoch),
+                                   ("last.pt", result.last_state, len(result.history))):
+            model.load_state_dict(state)
+            save_model(tmp / file, model, spec, **info, epoch=epoch,
+                       validation=result.history[epoch - 1])
+        pd.DataFrame(result.history).to_csv(tmp / "history.csv", index=False)
+        pd.DataFrame(result.frontend_trace).to_csv(tmp / "frontend.csv", index=False)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if (work / "dvclive").exists():
+            (work / "dvclive").rename(tmp / "dvclive")
+    remove_path(work)
+    return summary
+
+
+def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | Path,
+                 params: Params, device: torch.device | str | None = None) -> dict:
+    """Evaluate a trained model on ``validation{fold}`` and write the results.
+
+    ``out_dir`` gets ``beats.csv`` (every validation beat: record, subset, label,
+    probability of abnormal, prediction), ``recordings.csv`` (majority vote per
+    recording) and ``metrics.json``: beat accuracy and recording-level metrics with
+    bootstrap intervals over recordings, per-subset metrics and confusion matrices.
+    """
+    model, info = load_model(model_path, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    heart = params.heart_sounds
+    validation = load_split(beats_dir, heart.fold, "validation",
+                            next(model.parameters()).device)
+    torch.manual_seed(info.get("seed", 0))  # eval-time dropout (quirks) draws from it
+    probabilities = predict_proba(model, validation)
+    labels = validation.labels.cpu().numpy()
+    predictions = probabilities.argmax(1)
+    index = validation.index
+    beats = pd.DataFrame({"record": validation.groups, "beat": index["beat"],
+                          "subset": index["subset"], "label": labels,
+                          "p_abnormal": probabilities[:, 1], "prediction": predictions})
+    recordings = majority_vote(beats["record"], labels, predictions).rename(
+        columns={"group": "record"})
+    recordings.insert(1, "subset", recordings["record"].map(
+        beats.drop_duplicates("record").set_index("record")["subset"]))
+
+    y_rec, p_rec = recordings["label"].to_numpy(), recordings["prediction"].to_numpy()
+    n_beats, n_correct = recordings["n_beats"].to_numpy(), recordings["n_correct"].to_numpy()
+
+    def statistic(weights: np.ndarray) -> dict[str, float]:
+        metrics = binary_metrics(y_rec, p_rec, weights)
+        beat_accuracy = float(weights @ n_correct / (weights @ n_beats))
+        return {"beat_accuracy": beat_accuracy, **{k: metrics[k] for k in (
+            "accuracy", "sensitivity", "specificity", "precision", "f1", "macc")}}
+
+    point = statistic(np.ones(len(recordings)))
+    intervals = bootstrap_ci(statistic, len(recordings),
+                             params.active_scale.heart_sounds.bootstrap, heart.evaluation.ci_level,
+                             seed=info.get("seed", 0))
+    per_subset = {}
+    for subset, group in recordings.groupby("subset"):
+        rows = binary_metrics(group["label"], group["prediction"])
+        per_subset[subset] = {"recordings": int(len(group)), "beats": int(group["n_beats"].sum()),
+                              "beat_accuracy": float(group["n_correct"].sum() / group["n_beats"].sum()),
+                              **{k: rows[k] for k in ("accuracy", "sensitivity", "specificity", "macc")}}
+    metrics = {
+        "run": info.get("run"), "seed": info.get("seed"), "scale": params.scale,
+        "trained_at_scale": info.get("scale"), "model": Path(model_path).name,
+        "epoch": info.get("epoch"), "fold": heart.fold,
+        "recordings": int(len(recordings)), "beats": int(len(beats)),
+        "metrics": point, "ci_level": heart.evaluation.ci_level,
+        "ci": {k: list(v) for k, v in intervals.items()},
+        "per_subset": per_subset,
+        "confusion": {"beats": confusion_matrix(labels, predictions, 2).tolist(),
+                      "recordings": confusion_matrix(y_rec, p_rec, 2).tolist()},
+    }
+    with atomic_dir(out_dir) as tmp:
+        beats.to_csv(tmp / "beats.csv", index=False)
+        recordings.to_csv(tmp / "recordings.csv", index=False)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,1 @@
+"""Training: the shared trainer, samplers, example sets, model files and checkpoints."""

@@ -1,0 +1,146 @@
+"""Labelled fixed-length examples gathered by index: the one data interface of training.
+
+Heart beats (``beats.npy`` + ``beats.csv``) and scene units (``units.npy`` +
+``units.csv``) share an on-disk convention: a float32 ``(N, T)`` array and a CSV with one
+row per example, in the same order. :func:`load_examples` selects rows by a mask and
+gives an :class:`ExampleSet`: the waveforms in memory (on the GPU when there is one), or
+left memory-mapped for sets larger than RAM, with labels, domains and groups (the
+recording or clip each example belongs to). Batches are gathered by index tensors; there
+is no per-example Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from spectnet.errors import SpectNetError
+
+__all__ = ["ExampleSet", "load_examples"]
+
+
+@dataclass
+class ExampleSet:
+    """Labelled examples.
+
+    Attributes:
+        waveforms: ``(N, T)`` float32: a tensor (in memory, on ``device``) or a numpy
+            array / memory map (gathered on demand and moved to ``device``).
+        labels: ``(N,)`` int64 class indices (on ``device``).
+        domains: ``(N,)`` int domain codes (numpy), e.g. the PhysioNet subset a-f.
+        groups: ``(N,)`` the recording or clip of each example (numpy, str).
+        classes: class names, in label order.
+        domain_names: domain names, in code order.
+        index: the CSV rows of the examples (metadata for reports).
+
+    Example:
+        >>> examples = ExampleSet(torch.arange(12.).view(4, 3), torch.tensor([0, 1, 1, 0]),
+        ...                       np.zeros(4, int), np.array(list("aabb")), ("no", "yes"))
+        >>> x, y = examples.batch(torch.tensor([3, 1]))
+        >>> x.tolist(), y.tolist()
+        ([[9.0, 10.0, 11.0], [3.0, 4.0, 5.0]], [0, 1])
+    """
+
+    waveforms: Tensor | np.ndarray
+    labels: Tensor
+    domains: np.ndarray
+    groups: np.ndarray
+    classes: tuple[str, ...]
+    domain_names: tuple[str, ...] = ()
+    index: pd.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.waveforms) != len(self.labels):
+            raise ValueError(f"{len(self.waveforms)} waveforms but {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.waveforms.shape[1])
+
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
+
+    def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
+        """``(len(index), T)`` waveforms and ``(len(index),)`` labels on the set's device."""
+        if isinstance(self.waveforms, Tensor):
+            return self.waveforms[index.to(self.waveforms.device)], self.labels[index.to(self.device)]
+        rows = index.cpu().numpy()
+        order = np.argsort(rows, kind="stable")  # memory maps read fastest in file order
+        gathered = np.empty((len(rows), self.n_samples), dtype=np.float32)
+        gathered[order] = self.waveforms[rows[order]]
+        return torch.from_numpy(gathered).to(self.device), self.labels[index.to(self.device)]
+
+
+def load_examples(root: str | Path, array: str, table: str, mask: np.ndarray | pd.Series,
+                  *, classes: Sequence[str], label_column: str = "label",
+                  domain_column: str | None = None, group_column: str = "record",
+                  device: torch.device | str | None = None, in_memory: bool = True) -> ExampleSet:
+    """Select the rows of ``root/array`` (``(N, T)`` float32) where ``mask`` holds.
+
+    Args:
+        root: the dataset directory.
+        array, table: file names of the array and of its per-example CSV.
+        mask: ``(N,)`` booleans over the table's rows, or a function of the table.
+        classes: class names in label order.
+        label_column, domain_column, group_column: table columns for the label (int),
+            the domain (any values; coded in sorted order) and the group.
+        device: where batches go (default: CUDA when available, else CPU).
+        in_memory: read the selected rows into memory (on ``device``); ``False`` keeps
+            them memory-mapped and gathers each batch from disk.
+    """
+    root = Path(root)
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        waveforms = np.load(root / array, mmap_mode="r")
+        index = pd.read_csv(root / table, dtype={group_column: str})
+    except (OSError, ValueError) as exc:
+        raise SpectNetError(f"{root}: cannot read the example set ({exc})") from None
+    if len(index) != len(waveforms):
+        raise SpectNetError(f"{root}: {table} has {len(index)} rows but {array} has "
+                            f"{len(waveforms)} examples")
+    mask = np.asarray(mask(index) if callable(mask) else mask, dtype=bool)
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        raise SpectNetError(f"{root}: no examples selected")
+    selected = index.iloc[rows].reset_index(drop=True)
+    labels = selected[label_column].to_numpy()
+    if labels.min() < 0 or labels.max() >= len(classes):
+        raise SpectNetError(f"{root}: labels outside 0..{len(classes) - 1} in column "
+                            f"{label_column!r}")
+    if domain_column is None:
+        domain_codes, domain_names = np.zeros(len(rows), dtype=np.int64), ()
+    else:
+        names, domain_codes = np.unique(selected[domain_column].astype(str), return_inverse=True)
+        domain_names = tuple(names.tolist())
+    if in_memory:
+        data: Tensor | np.ndarray = torch.from_numpy(np.ascontiguousarray(waveforms[rows])).to(device)
+    else:
+        data = waveforms if rows.size == len(waveforms) and rows[-1] == len(rows) - 1 else _RowView(waveforms, rows)
+    return ExampleSet(data, torch.as_tensor(labels, dtype=torch.long, device=device),
+                      domain_codes.astype(np.int64), selected[group_column].to_numpy(dtype=str),
+                      tuple(classes), domain_names, selected)
+
+
+class _RowView:
+    """Rows ``rows`` of a memory-mapped array, indexable like an array (lazy)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray) -> None:
+        self.array, self.rows = array, rows
+        self.shape = (len(rows), array.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index):
+        return self.array[self.rows[index]]

@@ -417,6 +417,8 @@ def test_leftovers_of_dead_runs_are_removed_and_live_work_is_kept(tmp_path, capl
     (stale_dir / "sub" / "signals.raw").write_bytes(bytes(3 << 20))
     stale_old = tmp_path / f".store.old-{HOST_TAG}-{dead}-{'b' * 12}"
     stale_old.mkdir()
+    legacy = tmp_path / f".store.tmp-{dead}-{'9' * 12}"  # named before hosts were recorded
+    legacy.write_bytes(b"x")
     other_host = format(int(HOST_TAG, 16) ^ 1, "08x")
     keep = [
         tmp_path / f".store.tmp-{HOST_TAG}-{os.getpid()}-{'c' * 12}",  # a live run's work
@@ -429,9 +431,10 @@ def test_leftovers_of_dead_runs_are_removed_and_live_work_is_kept(tmp_path, capl
         path.mkdir()
     # the output is missing: the dead run's trash is the only complete copy, so it comes back
     (stale_old / "manifest.csv").write_text("previous")
-    assert remove_stale_temps(out) == [stale_dir]
+    assert sorted(remove_stale_temps(out)) == sorted([stale_dir, legacy])
     assert (out / "manifest.csv").read_text() == "previous"
     assert f"removed {stale_dir} (3.0 MiB), left by a killed run (pid {dead})" in caplog.text
+    assert f"left alone {keep[1]}: made on another host" in caplog.text
     assert f"restored {out} from {stale_old.name}" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in keep] + ["store"])
     # temp_sibling cleans up before it hands out a name; with the output present, trash goes

@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 
 #: Identifies this host in temporary names (8 hex digits of a hash of the host name).
 HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-_TEMP_MIDDLE = re.compile(r"(?P<tag>[a-z]+)-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{12}")
+#: ``<tag>-<host>-<pid>-<token>``; names from before the host was recorded lack ``<host>-``
+#: and are taken to be from this host.
+_TEMP_MIDDLE = re.compile(r"(?P<tag>[a-z]+)-(?:(?P<host>[0-9a-f]{8})-)?(?P<pid>[0-9]+)-[0-9a-f]{12}")
 
 
 def temp_sibling(path: str | os.PathLike[str], tag: str = "tmp") -> Path:
@@ -90,7 +92,8 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
 
     A sibling is stale when its name was made by :func:`temp_sibling` for ``path`` on this
     host and its process is no longer alive (:func:`pid_alive`). Each removal is logged with
-    its size. A stale trash directory of :func:`replace_dir` (tag ``old``) whose run died
+    its size; siblings made on other hosts are named in a warning and left alone (their run
+    may be alive there). A stale trash directory of :func:`replace_dir` (tag ``old``) whose run died
     between its two renames holds the only complete copy of ``path``: it is put back when
     ``path`` is missing, instead of being deleted.
     """
@@ -104,10 +107,15 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
     for entry in entries:
         middle = entry.name[len(prefix): len(entry.name) - len(suffix) if suffix else None]
         m = _TEMP_MIDDLE.fullmatch(middle)
-        if (not entry.name.endswith(suffix) or m is None or m["host"] != HOST_TAG
-                or pid_alive(int(m["pid"]))):
+        if not entry.name.endswith(suffix) or m is None:
             continue
         stale = Path(entry.path)
+        if m["host"] not in (None, HOST_TAG):
+            log.warning("left alone %s: made on another host (remove it if no run is active "
+                        "there)", stale)
+            continue
+        if pid_alive(int(m["pid"])):
+            continue
         try:  # another run may be cleaning up the same leftovers right now
             if m["tag"] == "old" and not (p.exists() or p.is_symlink()):
                 os.replace(stale, p)

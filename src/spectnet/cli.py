@@ -13,6 +13,7 @@ import argparse
 import logging
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     started = time.perf_counter()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         args.func(args)
     except SpectNetError as exc:
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("terminated (SIGTERM)")
         return 143
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     log.debug("done in %.1f s", time.perf_counter() - started)
     return 0
 

@@ -37,7 +37,7 @@ def exit_with_parent() -> None:
     if sys.platform.startswith("linux"):
         import ctypes
         pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:  # died before prctl took effect
         os._exit(1)

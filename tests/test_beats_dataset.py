@@ -131,3 +131,40 @@ def test_output_is_deterministic_and_independent_of_worker_count(store_dir, data
                        workers=1, progress=False)
     for name in ("beats.npy", "beats.csv", "recordings.csv"):
         assert (tmp_path / "again" / name).read_bytes() == (dataset.root / name).read_bytes()
+
+
+def test_clipping_is_measured_and_summarised(tmp_path, physionet_dir):
+    """a0314 is the most clipped recording of the set (3 % of its samples at full scale)."""
+    raw = make_raw_dir(tmp_path / "raw", {"a": ["a0001", "a0314"], "b": ["b0001"]})
+    manifest = preprocess_dataset(raw, tmp_path / "store", PreprocessConfig(), workers=1,
+                                  progress=False).set_index("record")
+    for record in ("a0001", "a0314", "b0001"):
+        pcm, rate = sf.read(str(raw / f"training-{record[0]}/{record}.flac"), dtype="int16")
+        pcm = pcm[: 60 * rate]
+        expected = np.mean(np.abs(pcm.astype(int)) >= 32767)  # +-32767 or -32768
+        assert manifest.loc[record, "clipped_fraction"] == expected
+    assert manifest.loc["a0314", "clipped_fraction"] > 0.03
+    assert manifest.loc["a0001", "clipped_fraction"] == 0
+    recordings = build_beat_dataset(tmp_path / "store", tmp_path / "beats", SegmentationConfig(),
+                                    BeatsConfig(), summary_path=tmp_path / "summary.json",
+                                    workers=1, progress=False).set_index("record")
+    np.testing.assert_allclose(recordings["clipped_fraction"], manifest["clipped_fraction"],
+                               rtol=1e-15)  # read back from the store's manifest.csv
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["recordings_clipped"] == 1
+    assert summary["clipped_fraction_max"] == pytest.approx(
+        manifest.loc["a0314", "clipped_fraction"], rel=1e-15)
+
+
+def test_store_of_an_older_version_is_refused_with_advice(store_dir, tmp_path):
+    import shutil
+
+    from spectnet.errors import SpectNetError
+    old = tmp_path / "old-store"
+    shutil.copytree(store_dir, old)
+    manifest = pd.read_csv(old / "manifest.csv")
+    manifest.drop(columns="clipped_fraction").to_csv(old / "manifest.csv", index=False)
+    with pytest.raises(SpectNetError, match="run the preprocessing step again"):
+        build_beat_dataset(old, tmp_path / "beats", SegmentationConfig(), BeatsConfig(),
+                           workers=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old-store"]

@@ -71,3 +71,38 @@ def test_plot_segmentation_draws_a_png(tmp_path, physionet_dir):
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
     assert main(["plot-segmentation", "zz999", "--store", str(tmp_path / "store"),
                  "--out-dir", str(out), "--params", "{}"]) == 1
+
+
+def test_plot_segmentation_draws_what_it_can_and_names_the_rest(tmp_path, physionet_dir, capsys):
+    import pandas as pd
+    import soundfile as sf
+    from conftest import make_raw_dir
+    from spectnet.config import PreprocessConfig
+    from spectnet.preprocessing.heart_sounds import preprocess_dataset
+    raw = make_raw_dir(tmp_path / "raw", {"a": ["a0001"]})
+    # 0.8 s of real audio: preprocesses fine, but is too short to segment
+    x, rate = sf.read(str(physionet_dir / "training-a/a0003.flac"))
+    sf.write(str(raw / "training-a/a0003.wav"), x[: int(0.8 * rate)], rate, subtype="PCM_16")
+    records = pd.read_csv(raw / "records.csv")
+    records.loc[1] = {"record": "a0003", "subset": "a", "label": 1, "audio_path": "training-a/a0003.wav"}
+    records.to_csv(raw / "records.csv", index=False)
+    preprocess_dataset(raw, tmp_path / "store", PreprocessConfig(), workers=1, progress=False)
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "segmentation-b0001.png").write_bytes(b"an earlier figure")
+    argv = ["--store", str(tmp_path / "store"), "--out-dir", str(out), "--params", "{}"]
+
+    assert main(["plot-segmentation", "a0003", "a0001", "zz999", *argv]) == 0
+    err = capsys.readouterr().err
+    assert "a0003: not drawn: cannot be segmented: " in err and "too short" in err
+    assert f"zz999: not drawn: not in the store {tmp_path / 'store'}" in err
+    assert sorted(p.name for p in out.iterdir()) == ["segmentation-a0001.png",
+                                                     "segmentation-b0001.png"]
+
+    assert main(["plot-segmentation", "a0003", "zz999", *argv]) == 1
+    err = capsys.readouterr().err
+    assert "no segmentation figure could be drawn (2 problems):" in err
+    assert "  a0003: cannot be segmented" in err and "  zz999: not in the store" in err
+    assert "Traceback" not in err
+    assert (out / "segmentation-b0001.png").read_bytes() == b"an earlier figure"
+    assert (out / "segmentation-a0001.png").read_bytes().startswith(b"\x89PNG")

@@ -13,13 +13,23 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_http import LocalFileServer, file_server  # noqa: E402,F401 - fixture import
 
-from spectnet.atomic import atomic_dir, atomic_output, atomic_write_bytes, atomic_write_text  # noqa: E402
+from spectnet.atomic import (  # noqa: E402
+    HOST_TAG,
+    atomic_dir,
+    atomic_output,
+    atomic_write_bytes,
+    atomic_write_text,
+    pid_alive,
+    remove_stale_temps,
+    temp_sibling,
+)
 from spectnet.datasets.download import (  # noqa: E402
     ChecksumError,
     CorruptArchiveError,
     DownloadError,
     UnsafeArchiveError,
     download_file,
+    fetch_checksum_list,
     parse_sha256sums,
     safe_extract_zip,
     sha256sum,
@@ -132,10 +142,15 @@ def test_existing_verified_dest_not_fetched(served, tmp_path):
     assert srv.requests == []
 
 
-def test_existing_wrong_dest_is_replaced(served, tmp_path):
+def test_existing_wrong_dest_is_removed_named_and_fetched_again(served, tmp_path, caplog):
     srv, data = served
     dest = tmp_path / "blob.bin"
     dest.write_bytes(b"stale")
+    srv.status_plan["/blob.bin"] = [404]
+    with pytest.raises(DownloadError, match="404"):
+        download_file(srv.url("blob.bin"), dest, sha256=_sha(data), **FAST)
+    assert f"removed {dest}: its SHA-256 is {_sha(b'stale')}" in caplog.text
+    assert not dest.exists()  # the bad entry is gone even though the fetch failed
     download_file(srv.url("blob.bin"), dest, sha256=_sha(data), **FAST)
     assert dest.read_bytes() == data
 
@@ -153,9 +168,10 @@ def test_transient_503_retried_then_gives_up(served, tmp_path):
     download_file(srv.url("blob.bin"), tmp_path / "ok.bin", sha256=_sha(data), **FAST)
     assert (tmp_path / "ok.bin").read_bytes() == data
     srv.status_plan["/blob.bin"] = [503] * 10
-    with pytest.raises(DownloadError, match="after 4 attempt"):
+    with pytest.raises(DownloadError, match="after 4 attempt") as ei:
         download_file(srv.url("blob.bin"), tmp_path / "no.bin", **FAST)
-    assert not (tmp_path / "no.bin").exists()
+    assert str(ei.value).endswith("nothing received") and ".part" not in str(ei.value)
+    assert not (tmp_path / "no.bin").exists() and not (tmp_path / "no.bin.part").exists()
 
 
 def test_persistent_cuts_keep_partial_for_next_run(served, tmp_path):
@@ -169,6 +185,38 @@ def test_persistent_cuts_keep_partial_for_next_run(served, tmp_path):
     download_file(srv.url("blob.bin"), dest, sha256=_sha(data), **FAST)  # the next run resumes
     assert srv.requests_for("/blob.bin")[-1]["Range"] == "bytes=40000-"
     assert dest.read_bytes() == data
+
+
+def test_refresh_fetches_again_and_falls_back_to_the_cached_copy(file_server, tmp_path, caplog):
+    (file_server.root / "list.txt").write_text("new\n")
+    dest = tmp_path / "list.txt"
+    dest.write_text("old\n")
+    dest.with_name("list.txt.part").write_text("ne")  # a partial refresh is not resumed
+    download_file(file_server.url("list.txt"), dest, refresh=True, **FAST)
+    assert dest.read_text() == "new\n"
+    assert "Range" not in file_server.requests_for("/list.txt")[0]
+    file_server.status_plan["/list.txt"] = [503] * 4  # server down: the cached copy is used
+    download_file(file_server.url("list.txt"), dest, refresh=True, **FAST)
+    assert dest.read_text() == "new\n" and "using the cached copy" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.txt", "www"]
+    file_server.status_plan["/list.txt"] = [503] * 4  # ... but there must be one
+    with pytest.raises(DownloadError, match="after 4 attempt"):
+        download_file(file_server.url("list.txt"), tmp_path / "none.txt", refresh=True, **FAST)
+
+
+def test_html_checksum_list_is_removed_from_the_cache_and_named(file_server, tmp_path):
+    sums = file_server.root / "SHA256SUMS.txt"
+    sums.write_text("<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>\n")
+    url, cached = file_server.url("SHA256SUMS.txt"), tmp_path / "cache" / "SHA256SUMS.txt"
+    with pytest.raises(DownloadError) as ei:
+        fetch_checksum_list(url, cached, **FAST)
+    message = str(ei.value)
+    assert f"{url} did not give a usable checksum list; removed its cached copy {cached}" in message
+    assert "an HTML page" in message and "line 1" in message
+    assert not cached.exists()
+    sums.write_text(f"{'a' * 64} training.zip\n")  # the server is fixed: the next run recovers
+    assert fetch_checksum_list(url, cached, **FAST) == {"training.zip": "a" * 64}
+    assert len(file_server.requests_for("/SHA256SUMS.txt")) == 2
 
 
 def test_local_sources(tmp_path):
@@ -200,8 +248,10 @@ def test_parse_sha256sums_formats():
 
 def test_parse_sha256sums_malformed_lists_all_lines():
     with pytest.raises(BadInputError) as ei:
-        parse_sha256sums("xyz training.zip\n" + "a" * 64 + "\n" + "b" * 64 + " ok\n")
+        parse_sha256sums("xyz training.zip\n" + "a" * 64 + "\n" + "b" * 64 + " ok\n",
+                         "https://mirror/SHA256SUMS.txt")
     assert [w for w, _ in ei.value.problems] == ["line 1", "line 2"]
+    assert str(ei.value).startswith("malformed SHA-256 checksum list https://mirror/SHA256SUMS.txt")
     assert "line 1" in str(ei.value) and "line 2" in str(ei.value)
 
 
@@ -262,6 +312,16 @@ def test_unsafe_member_refused_before_writing(tmp_path, bad_name, reason):
     assert str(z) in str(ei.value) and repr(bad_name) in str(ei.value) and reason in str(ei.value)
     assert _leftovers(tmp_path) == ["bad.zip"]
     assert not (tmp_path.parent / "evil").exists()
+
+
+def test_every_unsafe_member_is_named(tmp_path):
+    z = _make_zip(tmp_path / "bad.zip", {**GOOD, "../a": b"1", "/etc/b": b"2"},
+                  symlink="training-a/link")
+    with pytest.raises(UnsafeArchiveError) as ei:
+        safe_extract_zip(z, tmp_path / "out")
+    assert [m for m, _ in ei.value.problems] == ["../a", "/etc/b", "training-a/link"]
+    assert str(ei.value).startswith(f"refusing to extract {z}: 3 unsafe members, nothing was extracted")
+    assert _leftovers(tmp_path) == ["bad.zip"]
 
 
 def test_symlink_member_refused(tmp_path):
@@ -332,3 +392,52 @@ def test_atomic_write_and_dir(tmp_path):
             raise ValueError
     assert sorted(os.listdir(d)) == ["f"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin", "t.txt", "tree"]
+
+
+@pytest.fixture
+def zombie():
+    """A child process that has exited but is not reaped yet: dead, though its pid exists."""
+    import subprocess
+    import time
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    yield child.pid
+    child.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_leftovers_of_dead_runs_are_removed_and_live_work_is_kept(tmp_path, caplog, zombie):
+    out, dead = tmp_path / "store", zombie
+    assert not pid_alive(dead) and pid_alive(os.getpid())
+    stale_dir = tmp_path / f".store.tmp-{HOST_TAG}-{dead}-{'a' * 12}"
+    (stale_dir / "sub").mkdir(parents=True)
+    (stale_dir / "sub" / "signals.raw").write_bytes(bytes(3 << 20))
+    stale_old = tmp_path / f".store.old-{HOST_TAG}-{dead}-{'b' * 12}"
+    stale_old.mkdir()
+    legacy = tmp_path / f".store.tmp-{dead}-{'9' * 12}"  # named before hosts were recorded
+    legacy.write_bytes(b"x")
+    other_host = format(int(HOST_TAG, 16) ^ 1, "08x")
+    keep = [
+        tmp_path / f".store.tmp-{HOST_TAG}-{os.getpid()}-{'c' * 12}",  # a live run's work
+        tmp_path / f".store.tmp-{other_host}-{dead}-{'d' * 12}",  # maybe live elsewhere
+        tmp_path / f".store2.tmp-{HOST_TAG}-{dead}-{'e' * 12}",  # another output's
+        tmp_path / f".store.tmp-{HOST_TAG}-{dead}-{'f' * 12}.npy",  # another suffix
+        tmp_path / "store.tmp-notours",
+    ]
+    for path in keep:
+        path.mkdir()
+    # the output is missing: the dead run's trash is the only complete copy, so it comes back
+    (stale_old / "manifest.csv").write_text("previous")
+    assert sorted(remove_stale_temps(out)) == sorted([stale_dir, legacy])
+    assert (out / "manifest.csv").read_text() == "previous"
+    assert f"removed {stale_dir} (3.0 MiB), left by a killed run (pid {dead})" in caplog.text
+    assert f"left alone {keep[1]}: made on another host" in caplog.text
+    assert f"restored {out} from {stale_old.name}" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in keep] + ["store"])
+    # temp_sibling cleans up before it hands out a name; with the output present, trash goes
+    stale_old.mkdir()
+    fresh = temp_sibling(out)
+    assert not stale_old.exists() and fresh.name.startswith(f".store.tmp-{HOST_TAG}-{os.getpid()}-")

@@ -241,10 +241,10 @@ def test_acquire_download(file_server: LocalFileServer, tmp_path, prefix):
     assert len(res.records) == 9
     assert (dest / "validation-RECORDS.txt").read_text() == "a0001\nb0001\n"
     assert sha256sum(cache / "training.zip") == sha256sum(file_server.root / "training.zip")
-    # second run: everything cached and verified -> only SHA256SUMS is consulted (also cached)
+    # second run: everything cached and verified -> only SHA256SUMS is fetched again
     n = len(file_server.requests)
     acquire_download(file_server.base_url, dest, cache_dir=cache, **FAST)
-    assert len(file_server.requests) == n
+    assert [path for path, _ in file_server.requests[n:]] == ["/SHA256SUMS.txt"]
 
 
 @needs_data
@@ -398,3 +398,79 @@ def test_fetch_step_failing_folds_leave_no_partial_output(tmp_path, capsys):
     with pytest.raises(BadInputError, match="zz9999"):
         acquire(config, tmp_path / "raw", cache_dir=tmp_path / "cache")
     assert not (tmp_path / "raw").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@needs_data
+def test_skip_mode_fetch_drops_skipped_records_from_the_folds(tmp_path, capsys):
+    import json
+
+    from spectnet.cli import main
+    source = tmp_path / "copy"
+    labels = _small_copy(source)
+    (source / "training-a" / "a0002.flac").write_bytes(b"")  # one damaged recording
+    folds = _small_folds(tmp_path / "folds", set(labels))
+    naming = [k for k in FOLD_NAMES if "a0002" in read_record_list(folds / f"{k}.txt")]
+    assert len(naming) >= 2
+    params = {"physionet": {"source": "local", "local_path": str(source), "on_bad_record": "fail",
+                            "folds": {"source": "local", "local_path": str(folds)}}}
+    dest = tmp_path / "raw"
+    argv = ["physionet", "fetch", "--out", str(dest), "--cache-dir", str(tmp_path / "cache")]
+
+    assert main([*argv, "--params", json.dumps(params)]) == 1
+    err = capsys.readouterr().err
+    assert f"{source / 'training-a' / 'a0002.flac'}: empty audio file" in err
+    assert "set physionet.on_bad_record: skip to leave them out" in err
+    assert not dest.exists()
+
+    params["physionet"]["on_bad_record"] = "skip"
+    assert main([*argv, "--params", json.dumps(params)]) == 0
+    assert {r["record"] for r in _records_csv(dest / "records.csv")} == set(labels) - {"a0002"}
+    for k in FOLD_NAMES:
+        expected = [r for r in read_record_list(folds / f"{k}.txt") if r != "a0002"]
+        assert read_record_list(dest / "folds" / f"{k}.txt") == expected
+    report = _records_csv(dest / "acquire_report.csv")
+    assert [(r["record"], r["action"]) for r in report] == (
+        [("a0002", "excluded record")] + [("a0002", "removed from fold list")] * len(naming))
+    assert [r["where"] for r in report[1:]] == [str(folds / f"{k}.txt") for k in naming]
+    assert report[1]["reason"] == f"listed in {naming[0]} but skipped: empty audio file"
+    assert "removed skipped record a0002 from the fold list" in capsys.readouterr().err
+
+    # a later failing run (a fold list names an unknown record) keeps the complete output
+    before = _tree(dest)
+    with open(folds / "validation1.txt", "a") as f:
+        f.write("zz9999\n")
+    assert main([*argv, "--params", json.dumps(params)]) == 1
+    assert (f"{folds / 'validation1.txt'}: unknown record zz9999 (not among the acquired "
+            "records)") in capsys.readouterr().err
+    assert _tree(dest) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "folds", "raw"]  # no temp dirs
+
+
+@needs_data
+def test_poisoned_checksum_list_recovers_once_the_server_is_fixed(file_server, tmp_path):
+    from spectnet.errors import DownloadError
+    _build_site(file_server.root)
+    sums = file_server.root / "SHA256SUMS.txt"
+    good = sums.read_text()
+    dest, cache = tmp_path / "ds", tmp_path / "cache"
+    # a proxy's error page instead of the list
+    sums.write_text("<html><head><title>503 Service Unavailable</title></head></html>\n")
+    with pytest.raises(DownloadError) as ei:
+        acquire_download(file_server.base_url, dest, cache_dir=cache, **FAST)
+    assert (f"{file_server.url('SHA256SUMS.txt')} did not give a usable checksum list; "
+            f"removed its cached copy {cache / 'SHA256SUMS.txt'}") in str(ei.value)
+    assert list(cache.iterdir()) == [] and not dest.exists()
+    # a mirror caught mid-update: the list does not match the archive
+    sums.write_text(good.replace(sha256sum(file_server.root / "training.zip"), "1" * 64))
+    with pytest.raises(ChecksumError, match="training.zip"):
+        acquire_download(file_server.base_url, dest, cache_dir=cache, **FAST)
+    # the server is fixed: the next run fetches the list again and succeeds
+    sums.write_text(good)
+    res = acquire_download(file_server.base_url, dest, cache_dir=cache, **FAST)
+    assert len(res.records) == 9
+    assert len(file_server.requests_for("/SHA256SUMS.txt")) == 3
+    assert (cache / "SHA256SUMS.txt").read_text() == good

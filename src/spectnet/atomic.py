@@ -11,13 +11,24 @@ name: either the old content (or nothing) or the complete new content is visible
 - :func:`atomic_write_text` / :func:`atomic_write_bytes` — one-shot helpers.
 - :func:`atomic_dir` — the same for a whole directory tree (built in a temporary sibling
   directory, then swapped into place with :func:`replace_dir`).
+
+A run killed with SIGKILL (or by a power cut) cannot clean up, so its temporary siblings
+stay behind. Their names record the host and the process id of the run that made them
+(``.<stem>.<tag>-<host>-<pid>-<token><suffix>``), and :func:`temp_sibling` — hence every
+run that writes the same output again — first removes the leftovers of runs on this host
+that are no longer alive (:func:`remove_stale_temps`). A live run's temporary work, or one
+made on another host sharing the filesystem, is never touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,18 +40,102 @@ __all__ = [
     "atomic_dir",
     "replace_dir",
     "temp_sibling",
+    "remove_stale_temps",
+    "pid_alive",
     "remove_path",
 ]
+
+log = logging.getLogger(__name__)
+
+#: Identifies this host in temporary names (8 hex digits of a hash of the host name).
+HOST_TAG = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+#: ``<tag>-<host>-<pid>-<token>``; names from before the host was recorded lack ``<host>-``
+#: and are taken to be from this host.
+_TEMP_MIDDLE = re.compile(r"(?P<tag>[a-z]+)-(?:(?P<host>[0-9a-f]{8})-)?(?P<pid>[0-9]+)-[0-9a-f]{12}")
 
 
 def temp_sibling(path: str | os.PathLike[str], tag: str = "tmp") -> Path:
     """Return an unused hidden path next to ``path`` that keeps ``path``'s suffix.
 
-    Example: ``out/model.pt`` -> ``out/.model.tmp-1a2b3c4d.pt``.
+    Leftovers of killed runs that wrote ``path`` are removed first
+    (:func:`remove_stale_temps`).
+
+    Example: ``out/model.pt`` -> ``out/.model.tmp-5e1f0c2a-4242-1a2b3c4d5e6f.pt``.
     """
     p = Path(path)
+    remove_stale_temps(p)
     token = uuid.uuid4().hex[:12]
-    return p.with_name(f".{p.stem}.{tag}-{os.getpid()}-{token}{p.suffix}")
+    return p.with_name(f".{p.stem}.{tag}-{HOST_TAG}-{os.getpid()}-{token}{p.suffix}")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running on this host (a zombie counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux): ask the kernel, which cannot tell zombies apart
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # someone else's process
+            pass
+        return True
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")"
+    return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary siblings of ``path`` left by killed runs; return what was removed.
+
+    A sibling is stale when its name was made by :func:`temp_sibling` for ``path`` on this
+    host and its process is no longer alive (:func:`pid_alive`). Each removal is logged with
+    its size; siblings made on other hosts are named in a warning and left alone (their run
+    may be alive there). A stale trash directory of :func:`replace_dir` (tag ``old``) whose run died
+    between its two renames holds the only complete copy of ``path``: it is put back when
+    ``path`` is missing, instead of being deleted.
+    """
+    p = Path(path)
+    prefix, suffix = f".{p.stem}.", p.suffix
+    try:
+        entries = [e for e in os.scandir(p.parent) if e.name.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        middle = entry.name[len(prefix): len(entry.name) - len(suffix) if suffix else None]
+        m = _TEMP_MIDDLE.fullmatch(middle)
+        if not entry.name.endswith(suffix) or m is None:
+            continue
+        stale = Path(entry.path)
+        if m["host"] not in (None, HOST_TAG):
+            log.warning("left alone %s: made on another host (remove it if no run is active "
+                        "there)", stale)
+            continue
+        if pid_alive(int(m["pid"])):
+            continue
+        try:  # another run may be cleaning up the same leftovers right now
+            if m["tag"] == "old" and not (p.exists() or p.is_symlink()):
+                os.replace(stale, p)
+                log.warning("restored %s from %s, left by a killed run (pid %s)", p,
+                            stale.name, m["pid"])
+                continue
+            size = _tree_size(stale)
+        except FileNotFoundError:
+            continue
+        remove_path(stale)
+        removed.append(stale)
+        log.warning("removed %s (%.1f MiB), left by a killed run (pid %s)", stale, size / 2**20,
+                    m["pid"])
+    return removed
+
+
+def _tree_size(path: Path) -> int:
+    if not path.is_dir() or path.is_symlink():
+        return path.lstat().st_size
+    return sum(f.lstat().st_size for f in path.rglob("*"))
 
 
 def remove_path(path: str | os.PathLike[str]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,26 +109,31 @@ def cmd_physionet_evaluate(args) -> None:
 
 
 def cmd_plot_segmentation(args) -> None:
+    """Draw every record that can be drawn; name the others; fail only if none was drawn
+    (a failed workflow job loses its outputs, so one bad record must not cost the rest)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     from spectnet.atomic import atomic_output
-    from spectnet.segmentation import segment_heart_cycles
+    from spectnet.errors import BadInputError
+    from spectnet.segmentation import SegmentationError, segment_heart_cycles
     from spectnet.segmentation.plot import plot_segmentation
     from spectnet.datasets.store import SignalStore
 
     store = SignalStore(args.store)
     records = args.records or list(_params(args).segmentation.plot_records)
-    unknown = [r for r in records if r not in store]
-    if unknown:
-        raise SpectNetError(f"{args.store}: no such records: {', '.join(unknown)}")
+    not_drawn = [(r, f"not in the store {args.store}") for r in records if r not in store]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     rates = store.manifest.set_index("record")["sample_rate"]
-    for record in records:
+    for record in (r for r in records if r in store):
         x, rate = np.asarray(store[record]), int(rates[record])
-        seg = segment_heart_cycles(x, rate)
+        try:
+            seg = segment_heart_cycles(x, rate)
+        except SegmentationError as exc:
+            not_drawn.append((record, f"cannot be segmented: {exc}"))
+            continue
         fig, (whole, zoom) = plt.subplots(2, 1, figsize=(12, 6), constrained_layout=True)
         plot_segmentation(x, seg, rate, ax=whole, title=f"{record}: HR "
                           f"{seg.heart_rate_bpm:.1f} bpm, systole {seg.systolic_interval_s:.3f} s")
@@ -136,6 +143,10 @@ def cmd_plot_segmentation(args) -> None:
             fig.savefig(tmp, dpi=110)
         plt.close(fig)
         log.info("wrote %s", args.out_dir / f"segmentation-{record}.png")
+    if len(not_drawn) == len(records):
+        raise BadInputError("no segmentation figure could be drawn", not_drawn)
+    for record, why in not_drawn:
+        log.warning("%s: not drawn: %s", record, why)
 
 
 # ---------------------------------------------------------------------------- parser
@@ -236,7 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
              "draw recordings with their S1/systole/S2/diastole segmentation",
              "Segment the given recordings of STORE and draw each waveform with its four "
              "states shaded and S1 onsets marked (whole recording and the first 5 s), "
-             "one PNG per record, so that segmentation can be checked by eye.")
+             "one PNG per record, so that segmentation can be checked by eye. A record "
+             "that cannot be drawn is named and left out; the command fails only when "
+             "no record could be drawn.")
     p.add_argument("records", nargs="*", metavar="RECORD",
                    help="record names (default: segmentation.plot_records of --params)")
     p.add_argument("--store", type=Path, default=Path("data/interim/physionet2016"),
@@ -253,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
 _TUNED_COMMANDS = {"train", "evaluate", "predict"}
 
 
+class _Terminated(BaseException):
+    """SIGTERM (``scancel``, a workflow manager stopping its jobs), raised where the step is,
+    so that it stops like on Ctrl-C: temporary outputs removed, worker pools terminated."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None and _TUNED_COMMANDS & {getattr(args, "physionet_command", None),
@@ -261,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         reexec_with_tuned_malloc()
     _setup_logging(getattr(args, "log", None), getattr(args, "verbose", False))
     started = time.perf_counter()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         args.func(args)
     except SpectNetError as exc:
@@ -269,6 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except _Terminated:
+        log.error("terminated (SIGTERM)")
+        return 143
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     log.debug("done in %.1f s", time.perf_counter() - started)
     return 0
 

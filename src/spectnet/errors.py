@@ -84,15 +84,19 @@ class ArchiveError(SpectNetError):
 
 
 class UnsafeArchiveError(ArchiveError):
-    """An archive member would be written outside the extraction directory (or is a link)."""
+    """Archive members would be written outside the extraction directory (or are links).
 
-    def __init__(self, archive: str | PathLike[str], member: str, reason: str) -> None:
+    ``problems`` lists every unsafe member as ``(member name, reason)``.
+    """
+
+    def __init__(self, archive: str | PathLike[str], problems: Iterable[tuple[str, str]]) -> None:
         self.archive = str(archive)
-        self.member = member
-        self.reason = reason
-        super().__init__(
-            f"refusing to extract {self.archive}: member {member!r} {reason}; nothing was extracted"
-        )
+        self.problems = list(problems)
+        lines = [f"  member {member!r} {reason}" for member, reason in self.problems]
+        n = len(self.problems)
+        super().__init__("\n".join([
+            f"refusing to extract {self.archive}: {n} unsafe member{'s' if n != 1 else ''}, "
+            "nothing was extracted:", *lines]))
 
 
 class CorruptArchiveError(ArchiveError):

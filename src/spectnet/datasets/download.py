@@ -6,7 +6,13 @@
   accepted too (copied, then verified the same way).
 - :func:`safe_extract_zip` validates every member path of an archive before writing anything,
   checks CRCs, extracts into a temporary sibling directory and moves it into place.
+- :func:`fetch_checksum_list` — a checksum list, fetched again on every run (it cannot be
+  verified, and a wrong cached copy — a proxy's error page, a mirror caught mid-update —
+  would otherwise fail every later run); one that does not parse is removed and named.
 - :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers (``sha256sum``/PhysioNet format).
+
+A cache entry that fails verification is removed, with a message naming it, so that a
+re-run starts clean.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
@@ -45,6 +51,7 @@ __all__ = [
     "download_file",
     "sha256sum",
     "parse_sha256sums",
+    "fetch_checksum_list",
     "safe_extract_zip",
     "is_local_source",
     "copy_file",
@@ -83,13 +90,14 @@ def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str
     return h.hexdigest()
 
 
-def parse_sha256sums(text: str) -> dict[str, str]:
+def parse_sha256sums(text: str, source: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """Parse a ``SHA256SUMS`` listing into ``{relative path: lowercase hex digest}``.
 
     Accepts the GNU ``sha256sum`` format (``<digest>  <path>`` or ``<digest> *<path>``) and the
     single-space variant PhysioNet publishes (``<digest> <path>``). Blank lines and ``#``
     comments are ignored; a leading ``./`` on paths is dropped; paths may contain spaces.
-    Raises :class:`BadInputError` listing every malformed line, or conflicting duplicates.
+    Raises :class:`BadInputError` listing every malformed line, or conflicting duplicates;
+    its message names ``source`` (the list's file or URL) when given.
     """
     sums: dict[str, str] = {}
     problems: list[tuple[str, str]] = []
@@ -114,7 +122,10 @@ def parse_sha256sums(text: str) -> dict[str, str]:
             continue
         sums[name] = digest
     if problems:
-        raise BadInputError("malformed SHA-256 checksum list", problems)
+        what = "malformed SHA-256 checksum list" + (f" {source}" if source is not None else "")
+        if re.match(r"\s*<", text):
+            what += " (an HTML page: a proxy's or server's error page?)"
+        raise BadInputError(what, problems, max_lines=5)
     return sums
 
 
@@ -161,11 +172,16 @@ def download_file(
     timeout: float = 60.0,
     chunk_size: int = 1 << 16,
     progress: bool = True,
+    refresh: bool = False,
 ) -> Path:
     """Fetch ``url`` to ``dest`` robustly and return ``Path(dest)``.
 
     - If ``dest`` exists and matches ``sha256`` (or no ``sha256`` is given), nothing is done.
-      An existing ``dest`` with the wrong digest is fetched again and replaced.
+      An existing ``dest`` with the wrong digest is removed (with a warning naming it) and
+      fetched again.
+    - ``refresh=True`` fetches again even when ``dest`` exists (for small files that may
+      change on the server and have no digest to check, such as checksum lists), from byte
+      0; if that fetch fails, the existing ``dest`` is kept and used, with a warning.
     - Bytes are streamed to ``dest.part``; an existing ``.part`` is resumed with
       ``Range: bytes=N-`` (``206`` appends; ``200`` means the server ignores ranges, so the
       partial is discarded; ``416`` with a matching total means it was already complete).
@@ -182,7 +198,7 @@ def download_file(
     dest = Path(dest)
     expected = _normalise_digest(sha256)
     url_s = os.fspath(url)
-    if dest.exists():
+    if dest.exists() and not refresh:
         if expected is None:
             log.debug("%s exists; not fetching %s again", dest, url_s)
             return dest
@@ -190,17 +206,27 @@ def download_file(
         if actual == expected:
             log.debug("%s exists with the expected SHA-256", dest)
             return dest
-        log.warning("%s exists but its SHA-256 is %s, expected %s: fetching it again", dest, actual, expected)
+        dest.unlink()
+        log.warning("removed %s: its SHA-256 is %s, expected %s; fetching it again", dest, actual, expected)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
+    if refresh:
+        part.unlink(missing_ok=True)  # a partial refresh may be of an older version
 
-    if is_local_source(url_s):
-        _copy_local(_local_path(url_s), part, chunk_size=chunk_size, progress=progress)
-    else:
-        _fetch_with_retries(
-            url_s, part, retries=retries, backoff=backoff, max_backoff=max_backoff,
-            timeout=timeout, chunk_size=chunk_size, progress=progress,
-        )
+    try:
+        if is_local_source(url_s):
+            _copy_local(_local_path(url_s), part, chunk_size=chunk_size, progress=progress)
+        else:
+            _fetch_with_retries(
+                url_s, part, retries=retries, backoff=backoff, max_backoff=max_backoff,
+                timeout=timeout, chunk_size=chunk_size, progress=progress,
+            )
+    except DownloadError as exc:
+        if not (refresh and dest.exists()):
+            raise
+        part.unlink(missing_ok=True)
+        log.warning("could not fetch %s again (%s); using the cached copy %s", url_s, exc, dest)
+        return dest
 
     if expected is not None:
         actual = sha256sum(part)
@@ -209,6 +235,35 @@ def download_file(
             raise ChecksumError(url_s, dest, expected, actual)
     os.replace(part, dest)
     return dest
+
+
+def fetch_checksum_list(
+    url: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    sha256: str | None = None,
+    parse: Callable[[str, str], dict[str, str]] = parse_sha256sums,
+    **download_options,
+) -> dict[str, str]:
+    """Fetch the checksum list at ``url`` into the cache file ``dest`` and parse it.
+
+    Without ``sha256`` (the usual case: nothing vouches for the list itself) the list is
+    fetched again on every call (``refresh`` of :func:`download_file`), so that a wrong copy
+    never outlives its cause; the cached copy is used only when the server cannot be
+    reached. A list that does not parse (an HTML error page, a truncated file) is removed
+    from the cache, and the :class:`DownloadError` names the URL and the removed file.
+
+    ``parse(text, source)`` turns the text into ``{relative path: digest}``
+    (default :func:`parse_sha256sums`) and raises :class:`BadInputError` on bad input.
+    ``download_options`` go to :func:`download_file` (``retries``, ``timeout`` ...).
+    """
+    path = download_file(url, dest, sha256=sha256, refresh=sha256 is None, **download_options)
+    try:
+        return parse(path.read_text(encoding="utf-8", errors="replace"), os.fspath(url))
+    except BadInputError as exc:
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"{url} did not give a usable checksum list; removed its cached copy "
+                            f"{path}, re-run once the server is fixed.\n{exc}") from None
 
 
 def _copy_local(src: Path, part: Path, *, chunk_size: int, progress: bool) -> None:
@@ -257,9 +312,9 @@ def _fetch_with_retries(
                 raise
             have = part.stat().st_size if part.exists() else 0
             if attempt + 1 >= attempts:
+                kept = f"{have} bytes kept in {part}, re-run to resume" if have else "nothing received"
                 raise DownloadError(
-                    f"GET {url} failed after {attempts} attempt(s): {exc!r}; "
-                    f"{have} bytes kept in {part}, re-run to resume"
+                    f"GET {url} failed after {attempts} attempt(s): {exc!r}; {kept}"
                 ) from exc
             delay = min(max_backoff, backoff * (2**attempt))
             log.warning(
@@ -380,7 +435,8 @@ def safe_extract_zip(
 
     1. Every member name is checked before anything is written: absolute paths, drive letters,
        ``..`` components, symbolic-link entries, special files and anything whose resolved
-       path escapes ``target_dir`` -> :class:`UnsafeArchiveError` naming archive and member.
+       path escapes ``target_dir`` -> :class:`UnsafeArchiveError` naming the archive and
+       every unsafe member.
     2. The archive is CRC-checked (:meth:`zipfile.ZipFile.testzip`); an invalid or corrupt
        archive -> :class:`CorruptArchiveError`.
     3. Members (all, or only ``members`` — exact names) are extracted into a hidden temporary
@@ -407,10 +463,10 @@ def safe_extract_zip(
         infos = _select_members(zf, zpath, members)
         target.parent.mkdir(parents=True, exist_ok=True)
         root = target.resolve()
-        for info in infos:
-            why = _member_problem(info, root)
-            if why is not None:
-                raise UnsafeArchiveError(zpath, info.filename, why)
+        unsafe = [(info.filename, why) for info in infos
+                  if (why := _member_problem(info, root)) is not None]
+        if unsafe:
+            raise UnsafeArchiveError(zpath, unsafe)
         try:
             bad = zf.testzip()
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:

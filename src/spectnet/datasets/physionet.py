@@ -7,19 +7,23 @@ a dataset directory in the official layout plus an index::
     <dest_dir>/training-a/a0001.wav|.flac   hard links to (or copies of) the source audio
     ...                                     training-b ... training-f likewise
     <dest_dir>/records.csv                  record,subset,label(0/1),audio_path,size_bytes
-    <dest_dir>/acquire_report.csv           items skipped with on_bad_record="skip" (else header only)
+    <dest_dir>/acquire_report.csv           items skipped with on_bad_record="skip", and the
+                                            fold lists they were removed from (else header only)
     <dest_dir>/validation-RECORDS.txt       (download only, if PhysioNet lists validation/RECORDS)
+    <dest_dir>/folds/<name>.txt             the fold lists, when given (with provenance.csv)
 
 - :func:`acquire_local` — from an existing copy in the official layout.
 - :func:`acquire_download` — from PhysioNet: ``SHA256SUMS.txt`` -> verified ``training.zip``
   -> safe extraction into a cache -> :func:`acquire_local` on the extracted tree.
-- :func:`acquire_folds` — the paper's ``train0..3`` / ``validation0..3`` lists and the 87-record
-  training-e exclusion list, from a local folder or pinned URLs (SHA-256 verified), validated
-  against the acquired records and written to ``<dest_dir>/folds/``.
+- :func:`obtain_folds` — the paper's ``train0..3`` / ``validation0..3`` lists and the
+  87-record training-e exclusion list, from a local folder or pinned URLs (SHA-256 verified).
+- :func:`acquire_folds` — the same, validated against the acquired records and written to
+  ``<dest_dir>/folds/``.
+- :func:`acquire` — the fetch step: fold lists first, then the data, all written together.
 - :func:`derive_fold0_from_validation_records` — fold 0 from PhysioNet's validation list.
 
 Every output directory is built in a temporary sibling and renamed into place, so a directory
-that exists is complete.
+that exists is complete, and a failed run leaves the previous one as it was.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 from spectnet.atomic import atomic_dir, atomic_write_text
-from spectnet.datasets.download import download_file, parse_sha256sums, safe_extract_zip, sha256sum
+from spectnet.datasets.download import download_file, fetch_checksum_list, safe_extract_zip, sha256sum
 from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
 
 __all__ = [
@@ -53,6 +57,7 @@ __all__ = [
     "REPORT_CSV_COLUMNS",
     "Record",
     "Issue",
+    "FoldLists",
     "ScanResult",
     "AcquireResult",
     "scan_layout",
@@ -62,7 +67,9 @@ __all__ = [
     "read_record_list",
     "validate_folds",
     "write_folds",
+    "obtain_folds",
     "acquire_folds",
+    "acquire",
     "derive_fold0_from_validation_records",
 ]
 
@@ -189,6 +196,28 @@ class AcquireResult:
     @property
     def n_abnormal(self) -> int:
         return sum(r.label for r in self.records)
+
+
+@dataclass
+class FoldLists:
+    """Fold lists as obtained by :func:`obtain_folds`, not yet checked against records."""
+
+    lists: dict[str, list[str]]  #: fold name -> record names, in file order
+    sources: dict[str, str]  #: fold name -> the file or URL it was read from
+    sha256: dict[str, str]  #: fold name -> SHA-256 of the source bytes
+
+    def provenance(self) -> list[tuple[str, str, str]]:
+        """Rows ``(name, source, sha256)`` of ``folds/provenance.csv``."""
+        return [(name, self.sources[name], self.sha256[name]) for name in self.lists]
+
+    def without(self, records: Mapping[str, str]) -> tuple["FoldLists", list[tuple[str, str, str, str]]]:
+        """These lists less the given records (name -> why it was dropped), and one
+        ``acquire_report.csv`` row ``(where, record, reason, action)`` per removal."""
+        rows = [(self.sources[name], rec, f"listed in {name} but skipped: {records[rec]}",
+                 "removed from fold list")
+                for name, names in self.lists.items() for rec in names if rec in records]
+        lists = {name: [r for r in names if r not in records] for name, names in self.lists.items()}
+        return FoldLists(lists, self.sources, self.sha256), rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -366,7 +395,8 @@ def _check_dest(src: Path, dest: Path) -> None:
 
 
 def _materialise(
-    scan: ScanResult, dest: Path, *, link: bool, skipped: list[Issue], extra_files: Mapping[str, Path]
+    scan: ScanResult, dest: Path, *, link: bool, skipped: list[Issue], extra_files: Mapping[str, Path],
+    folds: FoldLists | None, fold_removals: Sequence[tuple[str, str, str, str]],
 ) -> AcquireResult:
     linker = _Linker(link)
     by_subset: dict[str, list[Record]] = {s: [] for s in SUBSETS}
@@ -386,12 +416,13 @@ def _materialise(
             _csv_text(RECORDS_CSV_COLUMNS, ((r.record, r.subset, r.label, r.audio_path, r.size_bytes) for r in records)),
             encoding="utf-8", newline="\n",
         )
-        (tmp / REPORT_CSV).write_text(
-            _csv_text(REPORT_CSV_COLUMNS, ((i.where, i.record or "", i.reason, i.action) for i in skipped)),
-            encoding="utf-8", newline="\n",
-        )
+        report = [(i.where, i.record or "", i.reason, i.action) for i in skipped] + list(fold_removals)
+        (tmp / REPORT_CSV).write_text(_csv_text(REPORT_CSV_COLUMNS, report), encoding="utf-8", newline="\n")
         for name, path in extra_files.items():
             shutil.copyfile(path, tmp / name)
+        if folds is not None:
+            (tmp / "folds").mkdir()
+            _write_fold_files(tmp / "folds", folds.lists, folds.provenance())
     return AcquireResult(dest, records, skipped, linker.linked, linker.copied)
 
 
@@ -402,6 +433,7 @@ def acquire_local(
     on_bad_record: OnBadRecord = "error",
     link: bool = True,
     extra_files: Mapping[str, str | os.PathLike[str]] | None = None,
+    folds: FoldLists | None = None,
 ) -> AcquireResult:
     """Validate an official-layout copy at ``source_dir`` and materialise it at ``dest_dir``.
 
@@ -417,6 +449,12 @@ def acquire_local(
     into place, replacing a previous acquisition. It must not overlap ``source_dir``. The
     hard-linked audio shares storage with the source: treat it as read-only.
     ``extra_files`` maps a file name in ``dest_dir`` to a file to copy there.
+
+    ``folds`` (from :func:`obtain_folds`) are written to ``dest_dir/folds/`` in the same
+    directory swap. Records skipped with ``on_bad_record="skip"`` are removed from them, one
+    ``acquire_report.csv`` row per removal; any other name that is not an acquired record,
+    and every other problem (:func:`validate_folds`), raises :class:`BadInputError` before
+    anything is written.
     """
     if on_bad_record not in ("error", "skip"):
         raise ValueError(f"on_bad_record must be 'error' or 'skip', not {on_bad_record!r}")
@@ -426,15 +464,28 @@ def acquire_local(
         raise BadInputError(f"{src} is not a usable PhysioNet 2016 training-set copy",
                             [(i.where, i.reason) for i in scan.fatal + scan.issues])
     if scan.issues and on_bad_record == "error":
-        raise BadInputError(f"{src} has bad records (use on_bad_record='skip' to leave them out)",
-                            [(i.where, i.reason) for i in scan.issues])
+        raise BadInputError(f"{src} has bad records (set physionet.on_bad_record: skip "
+                            "to leave them out)", [(i.where, i.reason) for i in scan.issues])
     if not scan.records:
         raise BadInputError(f"{src} contains no usable records", [(str(src), "no records")])
+    fold_removals: list[tuple[str, str, str, str]] = []
+    if folds is not None:
+        dropped: dict[str, list[str]] = {}
+        for i in scan.issues:
+            if i.record and i.drops_record:
+                dropped.setdefault(i.record, []).append(i.reason)
+        folds, fold_removals = folds.without({r: "; ".join(why) for r, why in dropped.items()})
+        problems = validate_folds(folds.lists, {r.record for r in scan.records}, where=folds.sources)
+        if problems:
+            raise BadInputError("invalid fold lists", problems)
     _check_dest(src, dest)
     for i in scan.issues:
         log.warning("skipping: %s: %s", i.where, i.reason)
+    for where, record, _, _ in fold_removals:
+        log.warning("removed skipped record %s from the fold list %s", record, where)
     extras = {k: Path(v) for k, v in (extra_files or {}).items()}
-    result = _materialise(scan, dest, link=link, skipped=scan.issues, extra_files=extras)
+    result = _materialise(scan, dest, link=link, skipped=scan.issues, extra_files=extras,
+                          folds=folds, fold_removals=fold_removals)
     log.info("acquired %d records (%d abnormal) into %s (%d linked, %d copied, %d issues skipped)",
              len(result.records), result.n_abnormal, dest, result.linked, result.copied, len(scan.issues))
     return result
@@ -489,18 +540,21 @@ def acquire_download(
     backoff: float = 1.0,
     timeout: float = 60.0,
     progress: bool = True,
+    folds: FoldLists | None = None,
 ) -> AcquireResult:
     """Download, verify and acquire the training set from PhysioNet (or a mirror).
 
     1. ``<base_url>/SHA256SUMS.txt`` -> ``<cache_dir>/SHA256SUMS.txt`` (verified against
-       ``sha256sums_sha256`` when given; a cached copy is reused).
+       ``sha256sums_sha256`` when given, else fetched again on every run: see
+       :func:`~spectnet.datasets.download.fetch_checksum_list`).
     2. ``training.zip`` -> ``<cache_dir>/training.zip``, verified with its digest from the list
        (resumable; a verified cached copy is not fetched again).
     3. Safe extraction to ``<cache_dir>/training/`` (skipped when a marker shows that this
        exact zip was already extracted).
     4. ``validation/RECORDS``, when listed and ``fetch_validation_records``, is fetched,
        verified, and saved as ``<dest_dir>/validation-RECORDS.txt``.
-    5. :func:`acquire_local` on the extracted tree (hard links into ``dest_dir``).
+    5. :func:`acquire_local` on the extracted tree (hard links into ``dest_dir``), with
+       ``folds``.
 
     ``base_url`` may also be a local directory or ``file://`` URL holding the same files.
     """
@@ -508,8 +562,7 @@ def acquire_download(
     cache.mkdir(parents=True, exist_ok=True)
     opts = dict(retries=retries, backoff=backoff, timeout=timeout, progress=progress)
     sums_url = _join_url(base_url, SHA256SUMS_NAME)
-    sums_path = download_file(sums_url, cache / SHA256SUMS_NAME, sha256=sha256sums_sha256, **opts)
-    sums = parse_sha256sums(sums_path.read_text(encoding="utf-8", errors="replace"))
+    sums = fetch_checksum_list(sums_url, cache / SHA256SUMS_NAME, sha256=sha256sums_sha256, **opts)
     if TRAINING_ZIP not in sums:
         raise DownloadError(f"{sums_url} lists no {TRAINING_ZIP}; cannot verify the download")
     digest = sums[TRAINING_ZIP]
@@ -532,7 +585,8 @@ def acquire_download(
             )
         else:
             log.warning("%s does not list %s; %s not written", sums_url, VALIDATION_RECORDS, VALIDATION_RECORDS_OUT)
-    return acquire_local(root, dest_dir, on_bad_record=on_bad_record, link=link, extra_files=extras)
+    return acquire_local(root, dest_dir, on_bad_record=on_bad_record, link=link, extra_files=extras,
+                         folds=folds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,6 +642,15 @@ def validate_folds(
     return problems
 
 
+def _write_fold_files(folder: Path, folds: Mapping[str, Sequence[str]],
+                      provenance: Sequence[tuple[str, str, str]]) -> None:
+    for name, names in folds.items():
+        (folder / f"{name}.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="\n")
+    if provenance:
+        (folder / "provenance.csv").write_text(_csv_text(("name", "source", "sha256"), provenance),
+                                               encoding="utf-8", newline="\n")
+
+
 def write_folds(
     dest_dir: str | os.PathLike[str],
     folds: Mapping[str, Sequence[str]],
@@ -601,11 +664,7 @@ def write_folds(
     """
     out = Path(dest_dir) / "folds"
     with atomic_dir(out) as tmp:
-        for name, names in folds.items():
-            (tmp / f"{name}.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="\n")
-        if provenance:
-            (tmp / "provenance.csv").write_text(_csv_text(("name", "source", "sha256"), provenance),
-                                               encoding="utf-8", newline="\n")
+        _write_fold_files(tmp, folds, provenance)
     return out
 
 
@@ -621,6 +680,62 @@ def _known_records(dest: Path, records: Iterable[str] | str | os.PathLike[str] |
     return {r.record if isinstance(r, Record) else str(r) for r in records}
 
 
+def obtain_folds(
+    *,
+    source: Literal["local", "download"] = "local",
+    local_dir: str | os.PathLike[str] | None = None,
+    urls: Mapping[str, tuple[str, str]] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    retries: int = 5,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    progress: bool = False,
+) -> FoldLists:
+    """Read (or download and verify) the SpectNet fold lists, every one of :data:`FOLD_NAMES`.
+
+    - ``source="local"``: read ``<local_dir>/<name>.txt``.
+    - ``source="download"``: fetch each ``urls[name] = (url, sha256)`` (default
+      :data:`FOLD_URLS`) into ``cache_dir``, verified.
+
+    Every list that cannot be obtained is reported at once as :class:`BadInputError`.
+    """
+    paths: dict[str, Path] = {}
+    sources: dict[str, str] = {}
+    problems: list[Problem] = []
+    if source == "local":
+        if local_dir is None:
+            raise ValueError("obtain_folds(source='local') needs local_dir")
+        for name in FOLD_NAMES:
+            p = Path(local_dir) / f"{name}.txt"
+            sources[name] = str(p)
+            if p.is_file():
+                paths[name] = p
+            else:
+                problems.append((str(p), "fold list file missing"))
+    elif source == "download":
+        if cache_dir is None:
+            raise ValueError("obtain_folds(source='download') needs cache_dir")
+        table = dict(FOLD_URLS if urls is None else urls)
+        for name in FOLD_NAMES:
+            if name not in table:
+                problems.append((name, "no URL configured"))
+                continue
+            url, digest = table[name]
+            sources[name] = url
+            try:
+                paths[name] = download_file(url, Path(cache_dir) / f"{name}.txt", sha256=digest,
+                                            retries=retries, backoff=backoff, timeout=timeout,
+                                            progress=progress)
+            except DownloadError as exc:
+                problems.append((url, str(exc)))
+    else:
+        raise ValueError(f"source must be 'local' or 'download', not {source!r}")
+    if problems:
+        raise BadInputError("fold lists could not be obtained", problems)
+    return FoldLists({name: read_record_list(paths[name]) for name in FOLD_NAMES}, sources,
+                     {name: sha256sum(paths[name]) for name in FOLD_NAMES})
+
+
 def acquire_folds(
     dest_dir: str | os.PathLike[str],
     *,
@@ -634,11 +749,9 @@ def acquire_folds(
     timeout: float = 60.0,
     progress: bool = False,
 ) -> dict[str, list[str]]:
-    """Fetch, validate and write the SpectNet fold lists to ``<dest_dir>/folds/``.
+    """Obtain (:func:`obtain_folds`), validate and write the fold lists to ``<dest_dir>/folds/``.
 
-    - ``source="local"``: read ``<local_dir>/<name>.txt`` for every name in :data:`FOLD_NAMES`.
-    - ``source="download"``: fetch each ``urls[name] = (url, sha256)`` (default
-      :data:`FOLD_URLS`) into ``cache_dir`` (default ``<dest_dir>/.fold-cache``), verified.
+    - ``cache_dir``: where downloaded lists go (default ``<dest_dir>/.fold-cache``).
     - ``records``: the known record names (an iterable, or a path to ``records.csv``; default
       ``<dest_dir>/records.csv`` if present). Every problem (unknown names, duplicates,
       train/validation overlap, missing lists) is raised at once as :class:`BadInputError`.
@@ -646,47 +759,14 @@ def acquire_folds(
     Returns ``{name: [records]}``; also writes ``folds/provenance.csv`` (source, SHA-256).
     """
     dest = Path(dest_dir)
-    paths: dict[str, Path] = {}
-    sources: dict[str, str] = {}
-    problems: list[Problem] = []
-    if source == "local":
-        if local_dir is None:
-            raise ValueError("acquire_folds(source='local') needs local_dir")
-        for name in FOLD_NAMES:
-            p = Path(local_dir) / f"{name}.txt"
-            sources[name] = str(p)
-            if p.is_file():
-                paths[name] = p
-            else:
-                problems.append((str(p), "fold list file missing"))
-    elif source == "download":
-        table = dict(FOLD_URLS if urls is None else urls)
-        cache = Path(cache_dir) if cache_dir is not None else dest / ".fold-cache"
-        for name in FOLD_NAMES:
-            if name not in table:
-                problems.append((name, "no URL configured"))
-                continue
-            url, digest = table[name]
-            sources[name] = url
-            try:
-                paths[name] = download_file(url, cache / f"{name}.txt", sha256=digest,
-                                            retries=retries, backoff=backoff, timeout=timeout,
-                                            progress=progress)
-            except DownloadError as exc:
-                problems.append((url, str(exc)))
-    else:
-        raise ValueError(f"source must be 'local' or 'download', not {source!r}")
-    if problems:
-        raise BadInputError("fold lists could not be obtained", problems)
-
-    folds = {name: read_record_list(p) for name, p in paths.items()}
-    known = _known_records(dest, records)
-    problems = validate_folds(folds, known, where=sources)
+    folds = obtain_folds(source=source, local_dir=local_dir, urls=urls,
+                         cache_dir=dest / ".fold-cache" if cache_dir is None else cache_dir,
+                         retries=retries, backoff=backoff, timeout=timeout, progress=progress)
+    problems = validate_folds(folds.lists, _known_records(dest, records), where=folds.sources)
     if problems:
         raise BadInputError("invalid fold lists", problems)
-    provenance = [(name, sources[name], sha256sum(paths[name])) for name in FOLD_NAMES]
-    write_folds(dest, folds, provenance)
-    return folds
+    write_folds(dest, folds.lists, folds.provenance())
+    return folds.lists
 
 
 def derive_fold0_from_validation_records(
@@ -720,27 +800,23 @@ def acquire(config, dest_dir: str | os.PathLike[str], *,
 
     ``config`` is a :class:`spectnet.config.PhysioNetConfig`. ``source="auto"`` takes the
     local copy when ``local_path`` is a directory, and downloads otherwise; the fold lists
-    likewise. If the fold lists fail, the half-made ``dest_dir`` is removed, so a
-    directory that exists is always complete.
+    likewise. The fold lists are obtained first (a missing one fails before a long
+    download), then written with the data in one directory swap: ``dest_dir`` is either the
+    complete new acquisition or, after any failure, the previous one untouched. With
+    ``on_bad_record: skip``, skipped records are removed from the fold lists and reported.
     """
     on_bad_record: OnBadRecord = "error" if config.on_bad_record == "fail" else "skip"
+    folds_source = config.folds.source
+    if folds_source == "auto":
+        folds_source = "local" if Path(config.folds.local_path).is_dir() else "download"
+    folds = obtain_folds(source=folds_source, local_dir=config.folds.local_path,
+                         cache_dir=Path(cache_dir) / "folds")
     source = config.source
     if source == "auto":
         source = "local" if Path(config.local_path).is_dir() else "download"
     log.info("acquiring the PhysioNet 2016 training set (%s: %s)", source,
              config.local_path if source == "local" else config.url)
     if source == "local":
-        result = acquire_local(config.local_path, dest_dir, on_bad_record=on_bad_record)
-    else:
-        result = acquire_download(config.url, dest_dir, cache_dir=cache_dir,
-                                  on_bad_record=on_bad_record)
-    folds_source = config.folds.source
-    if folds_source == "auto":
-        folds_source = "local" if Path(config.folds.local_path).is_dir() else "download"
-    try:
-        acquire_folds(dest_dir, source=folds_source, local_dir=config.folds.local_path,
-                      cache_dir=Path(cache_dir) / "folds")
-    except BaseException:
-        shutil.rmtree(dest_dir, ignore_errors=True)
-        raise
-    return result
+        return acquire_local(config.local_path, dest_dir, on_bad_record=on_bad_record, folds=folds)
+    return acquire_download(config.url, dest_dir, cache_dir=cache_dir, on_bad_record=on_bad_record,
+                            folds=folds)

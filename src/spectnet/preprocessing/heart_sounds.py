@@ -3,7 +3,8 @@
 read → keep the first ``max_duration_s`` → resample to ``sample_rate`` → Butterworth
 low-pass and high-pass (zero-phase) → Schmidt spike removal. The result of every
 recording goes into one :class:`~spectnet.datasets.store.SignalStore` with a manifest of
-record, subset, label, durations, sample counts, exclusion flag and fold membership.
+record, subset, label, durations, sample counts, clipping, exclusion flag and fold
+membership.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 EXCLUSION_LIST = "excluded-training-e"
 SKIPPED_REPORT = "skipped.csv"
+#: The largest positive value of 16-bit PCM read as float (32767 / 32768). Samples of at
+#: least this magnitude (+-32767 or -32768: symmetric and asymmetric clippers alike) are at
+#: digital full scale, the mark of a clipped recording.
+FULL_SCALE = 1 - 2.0 ** -15
 
 
 class BadRecordError(ValueError):
@@ -71,6 +76,16 @@ def resample(x: np.ndarray, orig_rate: int, new_rate: int, method: str) -> np.nd
     return torchaudio.functional.resample(torch.from_numpy(x), orig_rate, new_rate).numpy()
 
 
+def clipped_fraction(x: np.ndarray) -> float:
+    """Fraction of the samples of ``x`` (float, full scale 1) at digital full scale.
+
+    Example:
+        >>> clipped_fraction(np.array([0.1, -1.0, 0.5, 32767 / 32768]))
+        0.5
+    """
+    return float(np.mean(np.abs(x) >= FULL_SCALE)) if x.size else 0.0
+
+
 def preprocess_signal(x: np.ndarray, orig_rate: int, config: PreprocessConfig) -> np.ndarray:
     """Clip, resample and filter one recording (already read as float64).
 
@@ -108,13 +123,15 @@ class _Job:
 
 
 def _run_job(job: _Job):
-    """Worker: returns (record, raw_length, signal) or (record, None, reason)."""
+    """Worker: returns (record, raw_length, clipped fraction, signal), or
+    (record, None, None, reason)."""
+    rate = job.config.source_sample_rate
     try:
-        x = read_audio(job.path, job.config.source_sample_rate)
-        return job.record, x.size, preprocess_signal(x, job.config.source_sample_rate,
-                                                     job.config)
+        x = read_audio(job.path, rate)
+        clipped = clipped_fraction(x[: int(round(job.config.max_duration_s * rate))])
+        return job.record, x.size, clipped, preprocess_signal(x, rate, job.config)
     except BadRecordError as exc:
-        return job.record, None, str(exc)
+        return job.record, None, None, str(exc)
 
 
 def read_fold_lists(folds_dir: Path) -> dict[str, set[str]]:
@@ -139,7 +156,10 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
         workers: processes to use (default: all cores).
 
     Returns:
-        The manifest written to ``out_dir/manifest.csv``.
+        The manifest written to ``out_dir/manifest.csv``. Its ``clipped_fraction`` is the
+        fraction of the kept raw samples (the first ``max_duration_s``) at digital full
+        scale (:func:`clipped_fraction`): 0 for most recordings, a few percent for the
+        worst clipped ones of PhysioNet 2016.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if not (raw_dir / "records.csv").is_file():
@@ -153,13 +173,14 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
     workers = workers or os.cpu_count() or 1
     problems, skipped = [], []
     columns = (["record", "subset", "label", "excluded", "n_samples_raw", "duration_raw_s",
-                "sample_rate", "duration_s", "offset", "n_samples"] + sorted(folds))
+                "clipped_fraction", "sample_rate", "duration_s", "offset", "n_samples"]
+               + sorted(folds))
     with SignalStoreWriter(out_dir) as writer:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=single_thread_worker) as pool:
             results = pool.imap(_run_job, jobs, chunksize=8)
-            for record, n_raw, result in progress_bar(results, total=len(jobs),
-                                                      desc="preprocess", enabled=progress):
+            for record, n_raw, clipped, result in progress_bar(
+                    results, total=len(jobs), desc="preprocess", enabled=progress):
                 if n_raw is None:
                     problems.append((str(raw_dir / meta.at[record, "audio_path"]), result))
                     skipped.append({"record": record, "reason": result})
@@ -169,7 +190,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
                     label=int(meta.at[record, "label"]), excluded=int(record in excluded),
                     n_samples_raw=n_raw,
                     duration_raw_s=n_raw / config.source_sample_rate,
-                    sample_rate=config.sample_rate,
+                    clipped_fraction=clipped, sample_rate=config.sample_rate,
                     duration_s=result.size / config.sample_rate,
                     **{name: int(record in members) for name, members in folds.items()})
         if problems and on_bad_record == "fail":

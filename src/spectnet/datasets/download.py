@@ -1,12 +1,14 @@
 """Robust, resumable, verified downloads and safe zip extraction (no dataset knowledge).
 
 - :func:`download_file` streams a URL to ``dest + ".part"``, resumes an interrupted transfer
-  with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 and
-  only then renames the ``.part`` file to ``dest``. ``file://`` URLs and plain local paths are
+  with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 (or
+  another digest: MD5 for the DCASE packages) and only then renames the ``.part`` file to
+  ``dest``. ``file://`` URLs and plain local paths are
   accepted too (copied, then verified the same way).
 - :func:`safe_extract_zip` validates every member path of an archive before writing anything,
   checks CRCs, extracts into a temporary sibling directory and moves it into place.
-- :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers (``sha256sum``/PhysioNet format).
+- :func:`file_digest`, :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers
+  (any :mod:`hashlib` algorithm; ``sha256sum``/PhysioNet list format).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from spectnet.errors import (
 
 __all__ = [
     "download_file",
+    "file_digest",
     "sha256sum",
     "parse_sha256sums",
     "safe_extract_zip",
@@ -74,13 +77,19 @@ class _RestartTransfer(Exception):
 # checksums
 
 
-def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
-    """Return the lowercase hex SHA-256 digest of the file at ``path``."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256", *,
+                chunk_size: int = 1 << 20) -> str:
+    """Return the lowercase hex digest of the file at ``path`` (any :mod:`hashlib` algorithm)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size):
             h.update(chunk)
     return h.hexdigest()
+
+
+def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
+    """Return the lowercase hex SHA-256 digest of the file at ``path``."""
+    return file_digest(path, "sha256", chunk_size=chunk_size)
 
 
 def parse_sha256sums(text: str) -> dict[str, str]:
@@ -118,13 +127,22 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return sums
 
 
-def _normalise_digest(sha256: str | None) -> str | None:
-    if sha256 is None:
-        return None
-    d = sha256.strip().lower()
-    if not _HEX64.match(d):
-        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-    return d
+def _expected_digest(sha256: str | None, checksum: tuple[str, str] | None) -> tuple[str, str] | None:
+    """``(hashlib algorithm, lowercase hex digest)`` to verify against, or None."""
+    if sha256 is not None and checksum is not None:
+        raise ValueError("give sha256 or checksum, not both")
+    if checksum is None:
+        if sha256 is None:
+            return None
+        checksum = ("sha256", sha256)
+    algorithm, digest = checksum[0].lower(), checksum[1].strip().lower()
+    try:
+        size = hashlib.new(algorithm).digest_size
+    except ValueError:
+        raise ValueError(f"unknown checksum algorithm {checksum[0]!r}") from None
+    if not re.fullmatch(f"[0-9a-f]{{{2 * size}}}", digest):
+        raise ValueError(f"not a {algorithm} hex digest: {checksum[1]!r}")
+    return algorithm, digest
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,6 +173,7 @@ def download_file(
     dest: str | os.PathLike[str],
     *,
     sha256: str | None = None,
+    checksum: tuple[str, str] | None = None,
     retries: int = 5,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
@@ -164,7 +183,9 @@ def download_file(
 ) -> Path:
     """Fetch ``url`` to ``dest`` robustly and return ``Path(dest)``.
 
-    - If ``dest`` exists and matches ``sha256`` (or no ``sha256`` is given), nothing is done.
+    - ``checksum=(algorithm, hex digest)`` names any :mod:`hashlib` algorithm, e.g.
+      ``("md5", "e395...")``; ``sha256=d`` is short for ``checksum=("sha256", d)``.
+    - If ``dest`` exists and matches the digest (or none is given), nothing is done.
       An existing ``dest`` with the wrong digest is fetched again and replaced.
     - Bytes are streamed to ``dest.part``; an existing ``.part`` is resumed with
       ``Range: bytes=N-`` (``206`` appends; ``200`` means the server ignores ranges, so the
@@ -172,7 +193,7 @@ def download_file(
     - Connection errors, timeouts, truncated bodies and HTTP 408/429/5xx are retried up to
       ``retries`` times, sleeping ``min(max_backoff, backoff * 2**attempt)`` seconds; each
       retry resumes from the bytes already on disk. Other HTTP errors fail at once.
-    - With ``sha256``, the digest is verified before ``.part`` is renamed to ``dest``
+    - With a digest, it is verified before ``.part`` is renamed to ``dest``
       (:func:`os.replace`); on mismatch the ``.part`` is deleted and :class:`ChecksumError`
       is raised. ``dest`` therefore never holds a partial or unverified file.
     - ``file://`` URLs and plain paths are copied (then verified the same way).
@@ -180,17 +201,19 @@ def download_file(
     Raises :class:`DownloadError` (or its subclass :class:`ChecksumError`).
     """
     dest = Path(dest)
-    expected = _normalise_digest(sha256)
+    verify = _expected_digest(sha256, checksum)
     url_s = os.fspath(url)
     if dest.exists():
-        if expected is None:
+        if verify is None:
             log.debug("%s exists; not fetching %s again", dest, url_s)
             return dest
-        actual = sha256sum(dest)
+        algorithm, expected = verify
+        actual = file_digest(dest, algorithm)
         if actual == expected:
-            log.debug("%s exists with the expected SHA-256", dest)
+            log.debug("%s exists with the expected %s", dest, algorithm)
             return dest
-        log.warning("%s exists but its SHA-256 is %s, expected %s: fetching it again", dest, actual, expected)
+        log.warning("%s exists but its %s is %s, expected %s: fetching it again",
+                    dest, algorithm, actual, expected)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
 
@@ -202,11 +225,12 @@ def download_file(
             timeout=timeout, chunk_size=chunk_size, progress=progress,
         )
 
-    if expected is not None:
-        actual = sha256sum(part)
+    if verify is not None:
+        algorithm, expected = verify
+        actual = file_digest(part, algorithm)
         if actual != expected:
             part.unlink(missing_ok=True)
-            raise ChecksumError(url_s, dest, expected, actual)
+            raise ChecksumError(url_s, dest, expected, actual, algorithm)
     os.replace(part, dest)
     return dest
 

@@ -38,6 +38,7 @@ from typing import Literal
 
 from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.datasets.download import download_file, parse_sha256sums, safe_extract_zip, sha256sum
+from spectnet.datasets.linking import Linker, check_destination
 from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
 
 __all__ = [
@@ -323,27 +324,6 @@ def scan_layout(source_dir: str | os.PathLike[str]) -> ScanResult:
 # materialisation
 
 
-class _Linker:
-    """Hard-link when possible, fall back to copying (once linking fails, copy from then on)."""
-
-    def __init__(self, link: bool) -> None:
-        self.try_link = link
-        self.linked = 0
-        self.copied = 0
-
-    def __call__(self, src: Path, dst: Path) -> None:
-        if self.try_link:
-            try:
-                os.link(src, dst)
-                self.linked += 1
-                return
-            except OSError as exc:
-                log.info("hard link %s -> %s failed (%s); copying files instead", src, dst, exc)
-                self.try_link = False
-        shutil.copy2(src, dst)
-        self.copied += 1
-
-
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -352,23 +332,10 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
-def _check_dest(src: Path, dest: Path) -> None:
-    s, d = src.resolve(), dest.resolve()
-    if d == s or s in d.parents or d in s.parents:
-        raise SpectNetError(f"destination {dest} must not be, contain or lie inside the source {src}")
-    if dest.exists():
-        if not dest.is_dir():
-            raise SpectNetError(f"destination {dest} exists and is not a directory")
-        if any(dest.iterdir()) and not (dest / RECORDS_CSV).is_file():
-            raise SpectNetError(
-                f"destination {dest} exists, is not empty and holds no {RECORDS_CSV}: refusing to replace it"
-            )
-
-
 def _materialise(
     scan: ScanResult, dest: Path, *, link: bool, skipped: list[Issue], extra_files: Mapping[str, Path]
 ) -> AcquireResult:
-    linker = _Linker(link)
+    linker = Linker(link)
     by_subset: dict[str, list[Record]] = {s: [] for s in SUBSETS}
     for r in scan.records:
         by_subset[r.subset].append(r)
@@ -430,7 +397,7 @@ def acquire_local(
                             [(i.where, i.reason) for i in scan.issues])
     if not scan.records:
         raise BadInputError(f"{src} contains no usable records", [(str(src), "no records")])
-    _check_dest(src, dest)
+    check_destination(src, dest, RECORDS_CSV)
     for i in scan.issues:
         log.warning("skipping: %s: %s", i.where, i.reason)
     extras = {k: Path(v) for k, v in (extra_files or {}).items()}

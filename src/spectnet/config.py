@@ -13,11 +13,17 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import yaml
 
 from spectnet.params import load_params, validate_params
+
+
+def _plain(value):
+    if isinstance(value, _Section):
+        return value.to_dict()
+    return list(value) if isinstance(value, tuple) else value
 
 
 class _Section:
@@ -36,7 +42,8 @@ class _Section:
         return cls(**kwargs)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain YAML-ready values: nested sections as dicts, tuples as lists."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -81,9 +88,6 @@ class SegmentationConfig(_Section):
     def __post_init__(self):
         object.__setattr__(self, "plot_records", tuple(self.plot_records))
 
-    def to_dict(self) -> dict:
-        return {**super().to_dict(), "plot_records": list(self.plot_records)}
-
 
 @dataclass(frozen=True)
 class BeatsConfig(_Section):
@@ -93,15 +97,109 @@ class BeatsConfig(_Section):
 
 
 @dataclass(frozen=True)
+class DcaseDataConfig(_Section):
+    """Where the TUT Acoustic Scenes 2016 development set comes from."""
+    source: str = "auto"
+    local_path: str = "../shared/data/dcase2016"
+    url: str = "https://zenodo.org/records/45739/files/"
+
+
+@dataclass(frozen=True)
+class Esc10DataConfig(_Section):
+    """ESC-10 in its original layout (one ``NNN - Class`` folder per class)."""
+    local_path: str = "../shared/data/esc10"
+
+
+@dataclass(frozen=True)
+class Esc50DataConfig(_Section):
+    """ESC-50 in its official layout (``meta/esc50.csv``, ``audio/``)."""
+    local_path: str = "../shared/data/ESC-50"
+    subset: str = "all"
+
+
+@dataclass(frozen=True)
+class FolderDataConfig(_Section):
+    """A folder per class; folds assigned by stratified k-fold."""
+    local_path: str = "data/external/clips"
+    n_folds: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class CsvDataConfig(_Section):
+    """A metadata CSV with file, label and (optional) fold columns."""
+    path: str = "data/external/clips.csv"
+    audio_root: Optional[str] = None
+    n_folds: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ScenesDataConfig(_Section):
+    """Where each labelled-clip data set comes from."""
+    dcase2016: DcaseDataConfig = field(default_factory=DcaseDataConfig)
+    esc10: Esc10DataConfig = field(default_factory=Esc10DataConfig)
+    esc50: Esc50DataConfig = field(default_factory=Esc50DataConfig)
+    folder: FolderDataConfig = field(default_factory=FolderDataConfig)
+    csv: CsvDataConfig = field(default_factory=CsvDataConfig)
+
+
+@dataclass(frozen=True)
+class UnitConfig(_Section):
+    """How clips are cut into fixed-length units: ``segment`` (non-overlapping
+    ``length_s`` pieces, the remainder dropped) or ``clip`` (the whole clip, zero-padded
+    or truncated to ``length_s``)."""
+    mode: str = "clip"
+    length_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class UnitsConfig(_Section):
+    """Unit settings per data set."""
+    dcase2016: UnitConfig = field(default_factory=lambda: UnitConfig("segment", 10.0))
+    esc10: UnitConfig = field(default_factory=UnitConfig)
+    esc50: UnitConfig = field(default_factory=UnitConfig)
+    folder: UnitConfig = field(default_factory=UnitConfig)
+    csv: UnitConfig = field(default_factory=UnitConfig)
+
+
+@dataclass(frozen=True)
+class SceneFrontendConfig(_Section):
+    """SpectNet front-end of the scene experiments (REPRODUCTION.md §6), in samples."""
+    kernel_size: int = 551
+    win_length: int = 551
+    hop_length: int = 220
+    n_filters: tuple[int, ...] = (16, 32, 46, 64, 128, 149)
+    learnable_n_filters: int = 46
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_filters", tuple(self.n_filters))
+
+
+@dataclass(frozen=True)
+class ScenesConfig(_Section):
+    """Acoustic scenes and other labelled clips (REPRODUCTION.md §6)."""
+    dataset: str = "auto"
+    data: ScenesDataConfig = field(default_factory=ScenesDataConfig)
+    on_bad_clip: str = "fail"
+    sample_rate: int = 22050
+    min_clip_s: float = 1.0
+    units: UnitsConfig = field(default_factory=UnitsConfig)
+    frontend: SceneFrontendConfig = field(default_factory=SceneFrontendConfig)
+
+    def unit(self, dataset: str) -> UnitConfig:
+        """The unit settings of ``dataset`` (``dcase2016``, ``esc10``, ...)."""
+        return getattr(self.units, dataset)
+
+
+@dataclass(frozen=True)
 class Params(_Section):
     """All parameters of the pipeline."""
     physionet: PhysioNetConfig = field(default_factory=PhysioNetConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     beats: BeatsConfig = field(default_factory=BeatsConfig)
-
-    def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name).to_dict() for f in dataclasses.fields(self)}
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "Params":

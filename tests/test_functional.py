@@ -240,3 +240,19 @@ def test_stft_path_shape_and_rough_agreement():
     assert approx.shape == exact.shape
     assert torch.isfinite(approx).all()
     assert (approx - exact).abs().median() < 0.5
+
+
+@pytest.mark.parametrize("method", ["fft", "direct"])
+def test_double_backward_raises_a_clear_error(method):
+    """The hand-written backwards are first-order only: asking for a second derivative
+    must fail loudly instead of returning a silently wrong value (gradgradcheck used to
+    report a Jacobian mismatch on the FFT path)."""
+    x = torch.randn(2, 60, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 11, dtype=torch.float64, requires_grad=True)
+    spectrogram = lambda x, g: SF.gammatone_spectrogram(x, g, 10, 4, method=method)  # noqa: E731
+    with pytest.raises(RuntimeError, match="first-order gradients only"):
+        torch.autograd.grad(spectrogram(x, g).sum(), g, create_graph=True)
+    with pytest.raises(RuntimeError, match="first-order gradients only"):
+        torch.autograd.gradgradcheck(spectrogram, (x, g))
+    # first-order gradients are untouched
+    assert torch.autograd.gradcheck(spectrogram, (x, g))

@@ -29,12 +29,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "hz_to_mel",
@@ -292,6 +294,28 @@ def _check_waveform(waveform: Tensor, kernel_size: int) -> Tensor:
     return waveform
 
 
+def _first_order_only(backward):
+    """Mark a hand-written ``backward`` as once-differentiable, and fail at once, with a
+    clear message, when a graph for a second derivative is requested (``create_graph=True``:
+    double backward, gradient penalties, ``gradgradcheck``).
+
+    ``once_differentiable`` alone only raises when a later backward happens to traverse the
+    node; ``torch.autograd.grad(..., inputs=...)`` skips it and returns a silently wrong
+    second derivative, which is worse than an error.
+    """
+    first_order = once_differentiable(backward)
+
+    @functools.wraps(backward)
+    def checked(ctx, *grads):
+        if torch.is_grad_enabled() and any(isinstance(g, Tensor) and g.requires_grad for g in grads):
+            raise RuntimeError(
+                f"{backward.__qualname__.split('.')[0].lstrip('_')} has first-order gradients only: "
+                "a double backward (create_graph=True) through the SpectNet front-end is not supported")
+        return first_order(ctx, *grads)
+
+    return checked
+
+
 class _FFTCorrelation(torch.autograd.Function):
     """Valid cross-correlation by real FFTs, with a hand-written backward.
 
@@ -320,6 +344,7 @@ class _FFTCorrelation(torch.autograd.Function):
         return torch.fft.irfft(product, n=n_fft)[..., :n_out]
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad_output: Tensor):
         signal_spectrum, kernel_spectrum = ctx.saved_tensors
         n_samples, kernel_size, n_fft = ctx.sizes
@@ -444,6 +469,7 @@ class _WindowedEnergy(torch.autograd.Function):
         return energy
 
     @staticmethod
+    @_first_order_only
     def backward(ctx, grad_energy: Tensor):
         (filtered,) = ctx.saved_tensors
         win_length, hop_length = ctx.layout

@@ -1,0 +1,10 @@
+"""Classifiers: the SpectNet ResNet, the Gammatone 1D/2D baselines, and the factory that
+builds any of them (front-end + CNN) from a plain-dict spec."""
+
+from spectnet.models.classifiers import (ARCHITECTURES, GammatoneClassifier, SpectNetClassifier,
+                                         build_model, register_architecture)
+from spectnet.models.heartnet import Heartnet1D, Heartnet2D
+from spectnet.models.resnet import SpectNetResNet
+
+__all__ = ["ARCHITECTURES", "GammatoneClassifier", "Heartnet1D", "Heartnet2D",
+           "SpectNetClassifier", "SpectNetResNet", "build_model", "register_architecture"]

@@ -225,7 +225,7 @@ def _extract_once(zip_path: Path, target: Path, md5: str) -> Path:
 
 
 def download_development_set(base_url: str, cache_dir: str | os.PathLike[str], *,
-                             packages: tuple[Package, ...] = PACKAGES, retries: int = 5,
+                             packages: tuple[Package, ...] | None = None, retries: int = 5,
                              backoff: float = 1.0, timeout: float = 60.0,
                              progress: bool = True) -> Path:
     """Fetch, verify and extract the development set; return its assembled root.
@@ -236,8 +236,10 @@ def download_development_set(base_url: str, cache_dir: str | os.PathLike[str], *
     3. The parts are hard-linked into ``<cache_dir>/TUT-acoustic-scenes-2016-development/``.
 
     ``base_url`` may be a local folder (or ``file://`` URL) holding the zips. Every
-    package is attempted; failures are reported together in one :class:`DownloadError`.
+    package (default :data:`PACKAGES`) is attempted; failures are reported together in one
+    :class:`DownloadError`.
     """
+    packages = PACKAGES if packages is None else packages
     cache = Path(cache_dir)
     failures, parts = [], []
     for package in packages:

@@ -167,7 +167,7 @@ class ClipTable:
         known = set(classes)
         kept: list[Mapping] = []
         first: dict[str, str] = {}
-        for row in sorted(rows, key=lambda r: (r["clip"], r["where"])):
+        for row in sorted(rows, key=lambda r: r["clip"]):  # stable: the first row wins
             problem = _path_problem(root, row["path"])
             if problem is None and row["label"] not in known:
                 problem = f"unknown class {row['label']!r}"

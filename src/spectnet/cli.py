@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         return p
 
+    def fetch_options(p):
+        p.add_argument("--out", required=True, type=Path, help="destination directory")
+        p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                       help="where downloads are kept (and resumed) (default: data/cache)")
+        p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
     def per_recording_options(p):
         p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
         p.add_argument("--workers", type=int, default=None,
@@ -169,10 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Materialise the PhysioNet 2016 training set in the official layout under "
              "OUT, with records.csv and folds/. Source and fold lists come from the "
              "`physionet` params: a local copy, or a verified, resumable download.")
-    p.add_argument("--out", required=True, type=Path, help="destination directory")
-    p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                   help="where downloads are kept (and resumed) (default: data/cache)")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    fetch_options(p)
 
     p = step(phsub, "preprocess", cmd_physionet_preprocess,
              "clip, resample, filter and de-spike every recording",
@@ -208,10 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
              "evaluate<k>), classes.json, dataset.json (which data set and why), "
              "acquire_report.csv and, for DCASE, errors.csv. DCASE 2016 downloads are "
              "MD5-verified and resumable.")
-    p.add_argument("--out", required=True, type=Path, help="destination directory")
-    p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                   help="where downloads are kept (and resumed) (default: data/cache)")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    fetch_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = step(scsub, "preprocess", cmd_scenes_preprocess,

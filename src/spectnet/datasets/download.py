@@ -3,8 +3,8 @@
 - :func:`download_file` streams a URL to ``dest + ".part"``, resumes an interrupted transfer
   with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 (or
   another digest: MD5 for the DCASE packages) and only then renames the ``.part`` file to
-  ``dest``. ``file://`` URLs and plain local paths are
-  accepted too (copied, then verified the same way).
+  ``dest``. ``file://`` URLs and plain local paths are accepted too (copied, then verified
+  the same way).
 - :func:`safe_extract_zip` validates every member path of an archive before writing anything,
   checks CRCs, extracts into a temporary sibling directory and moves it into place.
 - :func:`file_digest`, :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers

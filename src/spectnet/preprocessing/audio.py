@@ -36,7 +36,7 @@ def read_audio_file(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def resample(x: np.ndarray, orig_rate: int, new_rate: int, method: str = "torchaudio") -> np.ndarray:
-    """Resample a float64 signal along its last axis; ``polyphase`` equals MATLAB
+    """Resample a signal along its last axis, keeping its dtype; ``polyphase`` equals MATLAB
     ``resample``, ``torchaudio`` is torchaudio's windowed-sinc resampler (its defaults)."""
     if orig_rate == new_rate:
         return x

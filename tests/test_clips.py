@@ -188,6 +188,8 @@ def test_auto_chooses_dcase_when_present_else_esc10(esc10_dir, tmp_path):
     acquire(config, tmp_path / "raw", cache_dir=tmp_path / "cache")
     info = json.loads((tmp_path / "raw" / "dataset.json").read_text())
     assert info["dataset"] == "dcase2016" and info["requested"] == "auto"
+    assert info["settings"] == {"source": "auto", "local_path": str(tmp_path / "tut"),
+                                "url": "https://zenodo.org/records/45739/files/"}
     assert info["clips"] == 12 and not (tmp_path / "cache").exists()  # local: no download
 
 

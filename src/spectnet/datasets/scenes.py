@@ -89,6 +89,7 @@ def acquire(config: ScenesConfig, dest_dir: str | os.PathLike[str], *,
         raise BadInputError(f"{table.root}: no usable clips", problems or [(str(table.root), "empty")])
     for where, why in problems:
         log.warning("left out: %s: %s", where, why)
-    write_clip_dataset(table, dest_dir,
-                       description={"requested": config.dataset, "reason": choice.reason})
+    write_clip_dataset(table, dest_dir, description={
+        "requested": config.dataset, "reason": choice.reason,
+        "settings": getattr(config.data, choice.dataset).to_dict()})
     return table

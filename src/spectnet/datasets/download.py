@@ -2,13 +2,12 @@
 
 - :func:`download_file` streams a URL to ``dest + ".part"``, resumes an interrupted transfer
   with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 (or
-  another digest: MD5 for the DCASE packages) and only then renames the ``.part`` file to
-  ``dest``. ``file://`` URLs and plain local paths are accepted too (copied, then verified
-  the same way).
+  another :func:`file_digest` algorithm: MD5 for the DCASE packages) and only then renames
+  the ``.part`` file to ``dest``. ``file://`` URLs and plain local paths are accepted too
+  (copied, then verified the same way).
 - :func:`safe_extract_zip` validates every member path of an archive before writing anything,
   checks CRCs, extracts into a temporary sibling directory and moves it into place.
-- :func:`file_digest`, :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers
-  (any :mod:`hashlib` algorithm; ``sha256sum``/PhysioNet list format).
+- :func:`sha256sum`, :func:`parse_sha256sums` — checksum helpers (``sha256sum``/PhysioNet format).
 """
 
 from __future__ import annotations
@@ -77,16 +76,6 @@ class _RestartTransfer(Exception):
 # checksums
 
 
-def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256", *,
-                chunk_size: int = 1 << 20) -> str:
-    """Return the lowercase hex digest of the file at ``path`` (any :mod:`hashlib` algorithm)."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
     """Return the lowercase hex SHA-256 digest of the file at ``path``."""
     return file_digest(path, "sha256", chunk_size=chunk_size)
@@ -127,13 +116,24 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return sums
 
 
-def _expected_digest(sha256: str | None, checksum: tuple[str, str] | None) -> tuple[str, str] | None:
-    """``(hashlib algorithm, lowercase hex digest)`` to verify against, or None."""
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256", *,
+                chunk_size: int = 1 << 20) -> str:
+    """Return the lowercase hex digest of the file at ``path`` (any :mod:`hashlib` algorithm)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _expected_digest(sha256: str | None,
+                     checksum: tuple[str, str] | None) -> tuple[str, str] | tuple[None, None]:
+    """``(hashlib algorithm, lowercase hex digest)`` to verify against, or ``(None, None)``."""
     if sha256 is not None and checksum is not None:
         raise ValueError("give sha256 or checksum, not both")
     if checksum is None:
         if sha256 is None:
-            return None
+            return None, None
         checksum = ("sha256", sha256)
     algorithm, digest = checksum[0].lower(), checksum[1].strip().lower()
     try:
@@ -183,9 +183,7 @@ def download_file(
 ) -> Path:
     """Fetch ``url`` to ``dest`` robustly and return ``Path(dest)``.
 
-    - ``checksum=(algorithm, hex digest)`` names any :mod:`hashlib` algorithm, e.g.
-      ``("md5", "e395...")``; ``sha256=d`` is short for ``checksum=("sha256", d)``.
-    - If ``dest`` exists and matches the digest (or none is given), nothing is done.
+    - If ``dest`` exists and matches ``sha256`` (or no ``sha256`` is given), nothing is done.
       An existing ``dest`` with the wrong digest is fetched again and replaced.
     - Bytes are streamed to ``dest.part``; an existing ``.part`` is resumed with
       ``Range: bytes=N-`` (``206`` appends; ``200`` means the server ignores ranges, so the
@@ -193,6 +191,8 @@ def download_file(
     - Connection errors, timeouts, truncated bodies and HTTP 408/429/5xx are retried up to
       ``retries`` times, sleeping ``min(max_backoff, backoff * 2**attempt)`` seconds; each
       retry resumes from the bytes already on disk. Other HTTP errors fail at once.
+    - ``checksum=(algorithm, hex digest)`` names any :mod:`hashlib` algorithm instead, e.g.
+      ``("md5", "e395...")``; ``sha256=d`` is short for ``checksum=("sha256", d)``.
     - With a digest, it is verified before ``.part`` is renamed to ``dest``
       (:func:`os.replace`); on mismatch the ``.part`` is deleted and :class:`ChecksumError`
       is raised. ``dest`` therefore never holds a partial or unverified file.
@@ -201,19 +201,17 @@ def download_file(
     Raises :class:`DownloadError` (or its subclass :class:`ChecksumError`).
     """
     dest = Path(dest)
-    verify = _expected_digest(sha256, checksum)
+    algorithm, expected = _expected_digest(sha256, checksum)
     url_s = os.fspath(url)
     if dest.exists():
-        if verify is None:
+        if expected is None:
             log.debug("%s exists; not fetching %s again", dest, url_s)
             return dest
-        algorithm, expected = verify
         actual = file_digest(dest, algorithm)
         if actual == expected:
-            log.debug("%s exists with the expected %s", dest, algorithm)
+            log.debug("%s exists with the expected %s digest", dest, algorithm)
             return dest
-        log.warning("%s exists but its %s is %s, expected %s: fetching it again",
-                    dest, algorithm, actual, expected)
+        log.warning("%s exists but its SHA-256 is %s, expected %s: fetching it again", dest, actual, expected)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
 
@@ -225,8 +223,7 @@ def download_file(
             timeout=timeout, chunk_size=chunk_size, progress=progress,
         )
 
-    if verify is not None:
-        algorithm, expected = verify
+    if expected is not None:
         actual = file_digest(part, algorithm)
         if actual != expected:
             part.unlink(missing_ok=True)

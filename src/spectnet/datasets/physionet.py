@@ -38,8 +38,8 @@ from typing import Literal
 
 from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.datasets.download import download_file, parse_sha256sums, safe_extract_zip, sha256sum
-from spectnet.datasets.linking import Linker, check_destination
 from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
+from spectnet.datasets.linking import Linker, check_destination
 
 __all__ = [
     "BASE_URL",
@@ -332,6 +332,10 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
+def _check_dest(src: Path, dest: Path) -> None:
+    check_destination(src, dest, RECORDS_CSV)
+
+
 def _materialise(
     scan: ScanResult, dest: Path, *, link: bool, skipped: list[Issue], extra_files: Mapping[str, Path]
 ) -> AcquireResult:
@@ -397,7 +401,7 @@ def acquire_local(
                             [(i.where, i.reason) for i in scan.issues])
     if not scan.records:
         raise BadInputError(f"{src} contains no usable records", [(str(src), "no records")])
-    check_destination(src, dest, RECORDS_CSV)
+    _check_dest(src, dest)
     for i in scan.issues:
         log.warning("skipping: %s: %s", i.where, i.reason)
     extras = {k: Path(v) for k, v in (extra_files or {}).items()}

@@ -136,6 +136,15 @@ def test_bad_clips_are_named_in_one_report(esc10_raw, tmp_path, capsys):
     assert (failed["n_units"] == 0).all() and failed["reason"].str.len().gt(0).all()
     assert len(ds) == 42 and set(ds.index["clip"]) == set(ds.clips["clip"]) - set(failed["clip"])
 
+    only_bad = tmp_path / "only-bad"
+    shutil.copytree(raw, only_bad)
+    listed = pd.read_csv(only_bad / "clips.csv", dtype={"clip": str})
+    listed[listed["clip"].str.startswith("9-")].to_csv(only_bad / "clips.csv", index=False)
+    assert main(["scenes", "preprocess", "--raw", str(only_bad), "--out", str(out), "-q",
+                 "--workers", "1", "--params", params]) == 1
+    assert "no usable clip (3 problems)" in capsys.readouterr().err
+    assert len(UnitDataset(out)) == 42  # the previous store is untouched
+
 
 def test_stereo_segments_and_error_overlap(tmp_path):
     tut = make_tut_development_set(tmp_path / "tut")

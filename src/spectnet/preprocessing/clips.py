@@ -198,12 +198,12 @@ def preprocess_clips(raw_dir: str | Path, out_dir: str | Path, config: ScenesCon
         if problems and config.on_bad_clip == "fail":
             raise BadInputError(f"cannot preprocess {raw_dir}: bad clips (set "
                                 "scenes.on_bad_clip: skip to leave them out)", problems)
+        if not tables:
+            raise BadInputError(f"cannot preprocess {raw_dir}: no usable clip", problems)
         clips = pd.concat([clips, pd.DataFrame(summaries)], axis=1).astype(
             {"sample_rate_raw": "Int64", "channels": "Int64"})
         meta = clips[["clip", "label", "class", "fold", *fold_columns]]
-        index = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-            columns=["clip", "unit", "start_s", "pad_s", "error_s"])
-        index = index.merge(meta, on="clip", how="left")[
+        index = pd.concat(tables, ignore_index=True).merge(meta, on="clip", how="left")[
             ["clip", "unit", "label", "class", "fold", *fold_columns, "start_s", "pad_s",
              "error_s"]]
         index.to_csv(tmp / INDEX, index=False)

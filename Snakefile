@@ -33,6 +33,7 @@ def step_params(step):
 
 include: "workflow/rules/physionet.smk"
 include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/scenes.smk"
 
 
 rule all:
@@ -40,3 +41,4 @@ rule all:
     input:
         rules.segment_physionet.output,
         rules.plot_segmentation_physionet.output,
+        rules.preprocess_scenes.output,

@@ -15,7 +15,8 @@ SPECTNET = [sys.executable, "-m", "spectnet.cli"]
 
 @pytest.mark.parametrize("argv", [[], ["params"], ["physionet"], ["physionet", "fetch"],
                                   ["physionet", "preprocess"], ["physionet", "segment"],
-                                  ["plot-segmentation"], ["params", "validate"]])
+                                  ["plot-segmentation"], ["params", "validate"], ["scenes"],
+                                  ["scenes", "fetch"], ["scenes", "preprocess"]])
 def test_every_command_has_a_useful_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*argv, "--help"])

@@ -134,6 +134,33 @@ def test_checksum_mismatch_refused(served, tmp_path):
     assert _leftovers(tmp_path) == ["www"]  # no dest, no .part
 
 
+def test_md5_checksum_verified_and_mismatch_named(served, tmp_path):
+    srv, data = served
+    md5 = hashlib.md5(data).hexdigest()
+    dest = tmp_path / "blob.bin"
+    download_file(srv.url("blob.bin"), dest, checksum=("md5", md5.upper()), **FAST)
+    assert dest.read_bytes() == data
+    download_file(srv.url("blob.bin"), dest, checksum=("MD5", md5), **FAST)  # cached, verified
+    assert len(srv.requests) == 1
+    with pytest.raises(ChecksumError) as ei:
+        download_file(srv.url("blob.bin"), tmp_path / "other.bin", checksum=("md5", "0" * 32), **FAST)
+    assert "MD5 mismatch" in str(ei.value) and md5 in str(ei.value)
+    assert ei.value.algorithm == "md5"
+    assert not (tmp_path / "other.bin").exists() and not (tmp_path / "other.bin.part").exists()
+
+
+@pytest.mark.parametrize("kwargs, phrase", [
+    (dict(checksum=("md5", "0" * 64)), "not a md5 hex digest"),
+    (dict(checksum=("crc99", "00")), "unknown checksum algorithm"),
+    (dict(sha256="0" * 64, checksum=("md5", "0" * 32)), "not both"),
+])
+def test_bad_checksum_arguments(served, tmp_path, kwargs, phrase):
+    srv, _ = served
+    with pytest.raises(ValueError, match=phrase):
+        download_file(srv.url("blob.bin"), tmp_path / "x.bin", **kwargs, **FAST)
+    assert srv.requests == []
+
+
 def test_existing_verified_dest_not_fetched(served, tmp_path):
     srv, data = served
     dest = tmp_path / "blob.bin"

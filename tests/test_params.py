@@ -34,6 +34,12 @@ def test_empty_params_get_every_default():
     ({"physionet": {"url": "physionet.org"}}, "physionet.url", "does not match"),
     ({"physionet": {"on_bad_record": "ignore"}}, "physionet.on_bad_record", "is not one of"),
     ({"physionet": {"sorce": "local"}}, "physionet", "'sorce' was unexpected"),
+    ({"scenes": {"dataset": "tut"}}, "scenes.dataset", "is not one of"),
+    ({"scenes": {"data": {"dcase2016": {"source": "ftp"}}}}, "scenes.data.dcase2016.source",
+     "is not one of"),
+    ({"scenes": {"units": {"esc10": {"mode": "window"}}}}, "scenes.units.esc10.mode",
+     "is not one of"),
+    ({"scenes": {"on_bad_clip": "ignore"}}, "scenes.on_bad_clip", "is not one of"),
 ])
 def test_invalid_value_names_key_and_steps(bad, key, phrase):
     with pytest.raises(ParamsError) as err:
@@ -55,6 +61,15 @@ def test_every_problem_is_reported_at_once():
 def test_cross_key_constraint():
     with pytest.raises(ParamsError, match=r"highpass_hz \(25\) < preprocess.lowpass_hz \(600\)"):
         validate_params({"preprocess": {"lowpass_hz": 600}})
+
+
+def test_scene_cross_key_constraints():
+    with pytest.raises(ParamsError, match=r"learnable_n_filters \(47\) must be one of"):
+        validate_params({"scenes": {"frontend": {"learnable_n_filters": 47}}})
+    with pytest.raises(ParamsError) as err:
+        validate_params({"scenes": {"units": {"esc50": {"length_s": 0.05}}}})
+    assert "scenes.units.esc50.length_s (0.05) is shorter than the 1981 samples" in str(err.value)
+    assert "read by: preprocess_scenes" in str(err.value)
 
 
 def test_unreadable_params_file(tmp_path):

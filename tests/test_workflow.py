@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, make_raw_dir
+from conftest import DATA_ROOT, REPO, make_raw_dir, require
 from spectnet.params import STEP_PARAMS, load_params, params_slice
 
 BIN = Path(sys.executable).parent
@@ -125,13 +125,19 @@ def workdir(tmp_path_factory, physionet_dir):
     for fold in (physionet_dir / "folds").glob("*.txt"):
         names = [n for n in fold.read_text().split() if n in kept]
         (local / "folds" / fold.name).write_text("\n".join(names) + "\n")
+    for class_dir in require(DATA_ROOT / "esc10").glob("0* - *"):  # one clip per class and fold
+        (root / "esc10-copy" / class_dir.name).mkdir(parents=True)
+        for fold in "1234":
+            clip = sorted(class_dir.glob(f"{fold}-*.ogg"))[0]
+            shutil.copy(clip, root / "esc10-copy" / class_dir.name / clip.name)
     return root
 
 
 def local_config(root):
     return ["--config", f"physionet={{source: local, local_path: {root / 'physionet-copy'}, "
             f"folds: {{source: local, local_path: {root / 'physionet-copy' / 'folds'}}}}}",
-            "segmentation={plot_records: [a0001, e00001]}"]
+            "segmentation={plot_records: [a0001, e00001]}",
+            f"scenes={{data: {{esc10: {{local_path: {root / 'esc10-copy'}}}}}}}"]
 
 
 def test_workflow_builds_data_then_has_nothing_to_do(workdir):
@@ -150,6 +156,10 @@ def test_workflow_builds_data_then_has_nothing_to_do(workdir):
     figures = sorted(p.name for p in (workdir / "results/physionet2016/figures/segmentation")
                      .glob("*.png"))
     assert figures == ["segmentation-a0001.png", "segmentation-e00001.png"]
+    units = pd.read_csv(workdir / "data/processed/scenes-units/units.csv")
+    assert len(units) == 40 and units["label"].nunique() == 10  # the ESC-10 copy, auto
+    chosen = json.loads((workdir / "data/raw/scenes/dataset.json").read_text())
+    assert chosen["dataset"] == "esc10" and "no DCASE 2016" in chosen["reason"]
     again = snakemake("-n", "--cores", "2", *local_config(workdir), cwd=workdir)
     assert "Nothing to be done" in again.stdout
     snakemake("--report", "report.zip", *local_config(workdir), cwd=workdir)

@@ -108,6 +108,22 @@ def cmd_physionet_evaluate(args) -> None:
              m["specificity"], m["beat_accuracy"], args.out)
 
 
+def cmd_scenes_fetch(args) -> None:
+    from spectnet.datasets.scenes import acquire
+    params = _params(args)
+    acquire(params.scenes, args.out, cache_dir=args.cache_dir, progress=not args.quiet)
+
+
+def cmd_scenes_preprocess(args) -> None:
+    from spectnet.preprocessing.clips import preprocess_clips
+    params = _params(args)
+    clips = preprocess_clips(args.raw, args.out, params.scenes, workers=args.workers,
+                             progress=not args.quiet)
+    ok = clips["status"] == "ok"
+    log.info("%d units from %d clips (%d failed) at %d Hz into %s", clips["n_units"].sum(),
+             ok.sum(), (~ok).sum(), params.scenes.sample_rate, args.out)
+
+
 def cmd_plot_segmentation(args) -> None:
     """Draw every record that can be drawn; name the others; fail only if none was drawn
     (a failed workflow job loses its outputs, so one bad record must not cost the rest)."""
@@ -165,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         return p
 
+    def fetch_options(p):
+        p.add_argument("--out", required=True, type=Path, help="destination directory")
+        p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
+                       help="where downloads are kept (and resumed) (default: data/cache)")
+        p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
     def per_recording_options(p):
         p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
         p.add_argument("--workers", type=int, default=None,
@@ -189,10 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
              "Materialise the PhysioNet 2016 training set in the official layout under "
              "OUT, with records.csv and folds/. Source and fold lists come from the "
              "`physionet` params: a local copy, or a verified, resumable download.")
-    p.add_argument("--out", required=True, type=Path, help="destination directory")
-    p.add_argument("--cache-dir", type=Path, default=Path("data/cache"),
-                   help="where downloads are kept (and resumed) (default: data/cache)")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    fetch_options(p)
 
     p = step(phsub, "preprocess", cmd_physionet_preprocess,
              "clip, resample, filter and de-spike every recording",
@@ -242,6 +261,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="results directory to write")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    scenes = sub.add_parser("scenes", help="acoustic scenes and other labelled clips",
+                            description="Acquire labelled clips (DCASE 2016, ESC-10, ESC-50, "
+                                        "a folder per class or a CSV) and cut them into units.")
+    scsub = scenes.add_subparsers(dest="scenes_command", required=True, metavar="STEP")
+
+    p = step(scsub, "fetch", cmd_scenes_fetch,
+             "acquire the configured clip data set (download or local copy)",
+             "Choose the data set (`scenes.dataset`; auto = DCASE 2016 when its local copy "
+             "exists, else ESC-10), read it with its folds and materialise it under OUT: the "
+             "audio (hard links or copies), clips.csv (clip, path, label, fold, train<k>, "
+             "evaluate<k>), classes.json, dataset.json (which data set and why), "
+             "acquire_report.csv and, for DCASE, errors.csv. DCASE 2016 downloads are "
+             "MD5-verified and resumable.")
+    fetch_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = step(scsub, "preprocess", cmd_scenes_preprocess,
+             "mono mix, resample and cut every clip into fixed-length units",
+             "Decode every clip of RAW, mix it to mono, resample it to scenes.sample_rate "
+             "and cut it into units (scenes.units). Writes OUT/units.npy (float32, n_units x "
+             "unit_samples), OUT/units.csv (one row per unit: clip, unit, label, class, "
+             "fold, train<k>, evaluate<k>, ...), OUT/clips.csv (status and reason per clip), "
+             "classes.json and dataset.json.")
+    p.add_argument("--raw", required=True, type=Path, help="output of `scenes fetch`")
+    p.add_argument("--out", required=True, type=Path, help="unit store directory to write")
+    per_recording_options(p)
 
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",

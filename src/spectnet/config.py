@@ -13,7 +13,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import yaml
 
@@ -21,12 +21,9 @@ from spectnet.params import load_params, validate_params
 
 
 def _plain(value):
-    """Dataclass values as YAML-safe data (tuples become lists)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    if isinstance(value, _Section):
+        return value.to_dict()
+    return list(value) if isinstance(value, tuple) else value
 
 
 class _Section:
@@ -48,8 +45,8 @@ class _Section:
         return cls(**kwargs)
 
     def to_dict(self) -> dict:
-        return {f.name: (getattr(self, f.name).to_dict() if isinstance(getattr(self, f.name), _Section)
-                         else _plain(getattr(self, f.name))) for f in dataclasses.fields(self)}
+        """Plain YAML-ready values: nested sections as dicts, tuples as lists."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -90,6 +87,9 @@ class SegmentationConfig(_Section):
     """Springer LR-HSMM heart-sound segmentation (SEGMENTATION.md)."""
     emulate_underflow: bool = True
     plot_records: tuple[str, ...] = ("a0001", "b0001", "c0001", "d0001", "e00100", "f0001")
+
+    def __post_init__(self):
+        object.__setattr__(self, "plot_records", tuple(self.plot_records))
 
 
 @dataclass(frozen=True)
@@ -205,6 +205,102 @@ class HeartSoundsConfig(_Section):
 
 
 @dataclass(frozen=True)
+class DcaseDataConfig(_Section):
+    """Where the TUT Acoustic Scenes 2016 development set comes from."""
+    source: str = "auto"
+    local_path: str = "../shared/data/dcase2016"
+    url: str = "https://zenodo.org/records/45739/files/"
+
+
+@dataclass(frozen=True)
+class Esc10DataConfig(_Section):
+    """ESC-10 in its original layout (one ``NNN - Class`` folder per class)."""
+    local_path: str = "../shared/data/esc10"
+
+
+@dataclass(frozen=True)
+class Esc50DataConfig(_Section):
+    """ESC-50 in its official layout (``meta/esc50.csv``, ``audio/``)."""
+    local_path: str = "../shared/data/ESC-50"
+    subset: str = "all"
+
+
+@dataclass(frozen=True)
+class FolderDataConfig(_Section):
+    """A folder per class; folds assigned by stratified k-fold."""
+    local_path: str = "data/external/clips"
+    n_folds: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class CsvDataConfig(_Section):
+    """A metadata CSV with file, label and (optional) fold columns."""
+    path: str = "data/external/clips.csv"
+    audio_root: Optional[str] = None
+    n_folds: int = 5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ScenesDataConfig(_Section):
+    """Where each labelled-clip data set comes from."""
+    dcase2016: DcaseDataConfig = field(default_factory=DcaseDataConfig)
+    esc10: Esc10DataConfig = field(default_factory=Esc10DataConfig)
+    esc50: Esc50DataConfig = field(default_factory=Esc50DataConfig)
+    folder: FolderDataConfig = field(default_factory=FolderDataConfig)
+    csv: CsvDataConfig = field(default_factory=CsvDataConfig)
+
+
+@dataclass(frozen=True)
+class UnitConfig(_Section):
+    """How clips are cut into fixed-length units: ``segment`` (non-overlapping
+    ``length_s`` pieces, the remainder dropped) or ``clip`` (the whole clip, zero-padded
+    or truncated to ``length_s``)."""
+    mode: str = "clip"
+    length_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class UnitsConfig(_Section):
+    """Unit settings per data set."""
+    dcase2016: UnitConfig = field(default_factory=lambda: UnitConfig("segment", 10.0))
+    esc10: UnitConfig = field(default_factory=UnitConfig)
+    esc50: UnitConfig = field(default_factory=UnitConfig)
+    folder: UnitConfig = field(default_factory=UnitConfig)
+    csv: UnitConfig = field(default_factory=UnitConfig)
+
+
+@dataclass(frozen=True)
+class SceneFrontendConfig(_Section):
+    """SpectNet front-end of the scene experiments (REPRODUCTION.md §6), in samples."""
+    kernel_size: int = 551
+    win_length: int = 551
+    hop_length: int = 220
+    n_filters: tuple[int, ...] = (16, 32, 46, 64, 128, 149)
+    learnable_n_filters: int = 46
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_filters", tuple(self.n_filters))
+
+
+@dataclass(frozen=True)
+class ScenesConfig(_Section):
+    """Acoustic scenes and other labelled clips (REPRODUCTION.md §6)."""
+    dataset: str = "auto"
+    data: ScenesDataConfig = field(default_factory=ScenesDataConfig)
+    on_bad_clip: str = "fail"
+    sample_rate: int = 22050
+    min_clip_s: float = 1.0
+    units: UnitsConfig = field(default_factory=UnitsConfig)
+    frontend: SceneFrontendConfig = field(default_factory=SceneFrontendConfig)
+
+    def unit(self, dataset: str) -> UnitConfig:
+        """The unit settings of ``dataset`` (``dcase2016``, ``esc10``, ...)."""
+        return getattr(self.units, dataset)
+
+
+@dataclass(frozen=True)
 class Params(_Section):
     """All parameters of the pipeline."""
     scale: str = "quick"
@@ -214,6 +310,7 @@ class Params(_Section):
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     beats: BeatsConfig = field(default_factory=BeatsConfig)
     heart_sounds: HeartSoundsConfig = field(default_factory=HeartSoundsConfig)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
 
     @property
     def active_scale(self) -> ScaleConfig:

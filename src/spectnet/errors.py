@@ -66,15 +66,18 @@ class DownloadError(SpectNetError):
 
 
 class ChecksumError(DownloadError):
-    """A downloaded (or copied) file does not have the expected SHA-256 digest."""
+    """A downloaded (or copied) file does not have the expected digest (SHA-256 unless named)."""
 
-    def __init__(self, url: str, path: str | PathLike[str], expected: str, actual: str) -> None:
+    def __init__(self, url: str, path: str | PathLike[str], expected: str, actual: str,
+                 algorithm: str = "sha256") -> None:
         self.url = url
         self.path = str(path)
         self.expected = expected
         self.actual = actual
+        self.algorithm = algorithm
+        name = {"sha256": "SHA-256", "md5": "MD5"}.get(algorithm, algorithm)
         super().__init__(
-            f"SHA-256 mismatch for {self.path} (from {url}): expected {expected}, got {actual}; "
+            f"{name} mismatch for {self.path} (from {url}): expected {expected}, got {actual}; "
             "the partial download was deleted, re-run to fetch it again"
         )
 

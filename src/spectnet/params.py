@@ -47,6 +47,9 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "evaluate_physionet": (
         "scale", "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
         "heart_sounds.evaluation"),
+    "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
+    "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
+                          "scenes.on_bad_clip"),
 }
 
 #: Names ``{scale}`` can stand for.
@@ -110,22 +113,38 @@ def _describe(error: jsonschema.ValidationError, source: str) -> str:
 
 def _cross_checks(params: dict) -> list[str]:
     """Constraints between keys that JSON schema cannot express."""
-    problems = []
+    problems = []  # (message, the key whose readers the message names)
     pre = params["preprocess"]
     nyquist = pre["sample_rate"] / 2
     if not pre["highpass_hz"] < pre["lowpass_hz"] < nyquist:
-        problems.append(
+        problems.append((
             f"preprocess.highpass_hz ({pre['highpass_hz']}) < preprocess.lowpass_hz "
-            f"({pre['lowpass_hz']}) < preprocess.sample_rate / 2 ({nyquist}) must hold")
-    problems = [p + f" (read by: {', '.join(steps_reading('preprocess'))})" for p in problems]
+            f"({pre['lowpass_hz']}) < preprocess.sample_rate / 2 ({nyquist}) must hold",
+            "preprocess"))
     heart = params["heart_sounds"]
     unknown = sorted(set(heart["learnable_filters"]) - set(heart["static_filters"]))
     if unknown:
-        problems.append(
+        problems.append((
             f"heart_sounds.learnable_filters: {unknown} not in heart_sounds.static_filters "
             f"{heart['static_filters']} (a learnable run is fine-tuned from the static run "
-            f"with the same number of filters)")
-    return problems
+            "with the same number of filters)", "heart_sounds.learnable_filters"))
+    scenes = params["scenes"]
+    frontend = scenes["frontend"]
+    if frontend["learnable_n_filters"] not in frontend["n_filters"]:
+        problems.append((
+            f"scenes.frontend.learnable_n_filters ({frontend['learnable_n_filters']}) must be "
+            f"one of scenes.frontend.n_filters {frontend['n_filters']}: the learnable model "
+            "starts from the static model with as many filters", "scenes.frontend"))
+    # the scene CNN pools 5 x 5 time-frequency cells: a unit needs at least 5 frames
+    needed = frontend["kernel_size"] + frontend["win_length"] - 1 + 4 * frontend["hop_length"]
+    for dataset, unit in scenes["units"].items():
+        if unit["length_s"] * scenes["sample_rate"] < needed:
+            problems.append((
+                f"scenes.units.{dataset}.length_s ({unit['length_s']}) is shorter than the "
+                f"{needed} samples (at scenes.sample_rate) the front-end and CNN need",
+                f"scenes.units.{dataset}"))
+    return [message + (f" (read by: {', '.join(steps)})" if (steps := steps_reading(key)) else "")
+            for message, key in problems]
 
 
 def validate_params(params: Mapping[str, Any] | None, source: str = "params",

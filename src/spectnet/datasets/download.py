@@ -1,9 +1,10 @@
 """Robust, resumable, verified downloads and safe zip extraction (no dataset knowledge).
 
 - :func:`download_file` streams a URL to ``dest + ".part"``, resumes an interrupted transfer
-  with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 and
-  only then renames the ``.part`` file to ``dest``. ``file://`` URLs and plain local paths are
-  accepted too (copied, then verified the same way).
+  with an HTTP ``Range`` request, retries with exponential back-off, verifies the SHA-256 (or
+  another :func:`file_digest` algorithm: MD5 for the DCASE packages) and only then renames
+  the ``.part`` file to ``dest``. ``file://`` URLs and plain local paths are accepted too
+  (copied, then verified the same way).
 - :func:`safe_extract_zip` validates every member path of an archive before writing anything,
   checks CRCs, extracts into a temporary sibling directory and moves it into place.
 - :func:`fetch_checksum_list` — a checksum list, fetched again on every run (it cannot be
@@ -49,6 +50,7 @@ from spectnet.errors import (
 
 __all__ = [
     "download_file",
+    "file_digest",
     "sha256sum",
     "parse_sha256sums",
     "fetch_checksum_list",
@@ -83,11 +85,7 @@ class _RestartTransfer(Exception):
 
 def sha256sum(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> str:
     """Return the lowercase hex SHA-256 digest of the file at ``path``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "sha256", chunk_size=chunk_size)
 
 
 def parse_sha256sums(text: str, source: str | os.PathLike[str] | None = None) -> dict[str, str]:
@@ -129,13 +127,33 @@ def parse_sha256sums(text: str, source: str | os.PathLike[str] | None = None) ->
     return sums
 
 
-def _normalise_digest(sha256: str | None) -> str | None:
-    if sha256 is None:
-        return None
-    d = sha256.strip().lower()
-    if not _HEX64.match(d):
-        raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
-    return d
+def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256", *,
+                chunk_size: int = 1 << 20) -> str:
+    """Return the lowercase hex digest of the file at ``path`` (any :mod:`hashlib` algorithm)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _expected_digest(sha256: str | None,
+                     checksum: tuple[str, str] | None) -> tuple[str, str] | tuple[None, None]:
+    """``(hashlib algorithm, lowercase hex digest)`` to verify against, or ``(None, None)``."""
+    if sha256 is not None and checksum is not None:
+        raise ValueError("give sha256 or checksum, not both")
+    if checksum is None:
+        if sha256 is None:
+            return None, None
+        checksum = ("sha256", sha256)
+    algorithm, digest = checksum[0].lower(), checksum[1].strip().lower()
+    try:
+        size = hashlib.new(algorithm).digest_size
+    except ValueError:
+        raise ValueError(f"unknown checksum algorithm {checksum[0]!r}") from None
+    if not re.fullmatch(f"[0-9a-f]{{{2 * size}}}", digest):
+        raise ValueError(f"not a {algorithm} hex digest: {checksum[1]!r}")
+    return algorithm, digest
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,6 +184,7 @@ def download_file(
     dest: str | os.PathLike[str],
     *,
     sha256: str | None = None,
+    checksum: tuple[str, str] | None = None,
     retries: int = 5,
     backoff: float = 1.0,
     max_backoff: float = 60.0,
@@ -188,7 +207,9 @@ def download_file(
     - Connection errors, timeouts, truncated bodies and HTTP 408/429/5xx are retried up to
       ``retries`` times, sleeping ``min(max_backoff, backoff * 2**attempt)`` seconds; each
       retry resumes from the bytes already on disk. Other HTTP errors fail at once.
-    - With ``sha256``, the digest is verified before ``.part`` is renamed to ``dest``
+    - ``checksum=(algorithm, hex digest)`` names any :mod:`hashlib` algorithm instead, e.g.
+      ``("md5", "e395...")``; ``sha256=d`` is short for ``checksum=("sha256", d)``.
+    - With a digest, it is verified before ``.part`` is renamed to ``dest``
       (:func:`os.replace`); on mismatch the ``.part`` is deleted and :class:`ChecksumError`
       is raised. ``dest`` therefore never holds a partial or unverified file.
     - ``file://`` URLs and plain paths are copied (then verified the same way).
@@ -196,15 +217,15 @@ def download_file(
     Raises :class:`DownloadError` (or its subclass :class:`ChecksumError`).
     """
     dest = Path(dest)
-    expected = _normalise_digest(sha256)
+    algorithm, expected = _expected_digest(sha256, checksum)
     url_s = os.fspath(url)
     if dest.exists() and not refresh:
         if expected is None:
             log.debug("%s exists; not fetching %s again", dest, url_s)
             return dest
-        actual = sha256sum(dest)
+        actual = file_digest(dest, algorithm)
         if actual == expected:
-            log.debug("%s exists with the expected SHA-256", dest)
+            log.debug("%s exists with the expected %s digest", dest, algorithm)
             return dest
         dest.unlink()
         log.warning("removed %s: its SHA-256 is %s, expected %s; fetching it again", dest, actual, expected)
@@ -229,10 +250,10 @@ def download_file(
         return dest
 
     if expected is not None:
-        actual = sha256sum(part)
+        actual = file_digest(part, algorithm)
         if actual != expected:
             part.unlink(missing_ok=True)
-            raise ChecksumError(url_s, dest, expected, actual)
+            raise ChecksumError(url_s, dest, expected, actual, algorithm)
     os.replace(part, dest)
     return dest
 

@@ -43,6 +43,7 @@ from typing import Literal
 from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.datasets.download import download_file, fetch_checksum_list, safe_extract_zip, sha256sum
 from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
+from spectnet.datasets.linking import Linker, check_destination
 
 __all__ = [
     "BASE_URL",
@@ -352,27 +353,6 @@ def scan_layout(source_dir: str | os.PathLike[str]) -> ScanResult:
 # materialisation
 
 
-class _Linker:
-    """Hard-link when possible, fall back to copying (once linking fails, copy from then on)."""
-
-    def __init__(self, link: bool) -> None:
-        self.try_link = link
-        self.linked = 0
-        self.copied = 0
-
-    def __call__(self, src: Path, dst: Path) -> None:
-        if self.try_link:
-            try:
-                os.link(src, dst)
-                self.linked += 1
-                return
-            except OSError as exc:
-                log.info("hard link %s -> %s failed (%s); copying files instead", src, dst, exc)
-                self.try_link = False
-        shutil.copy2(src, dst)
-        self.copied += 1
-
-
 def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -382,23 +362,14 @@ def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
 
 
 def _check_dest(src: Path, dest: Path) -> None:
-    s, d = src.resolve(), dest.resolve()
-    if d == s or s in d.parents or d in s.parents:
-        raise SpectNetError(f"destination {dest} must not be, contain or lie inside the source {src}")
-    if dest.exists():
-        if not dest.is_dir():
-            raise SpectNetError(f"destination {dest} exists and is not a directory")
-        if any(dest.iterdir()) and not (dest / RECORDS_CSV).is_file():
-            raise SpectNetError(
-                f"destination {dest} exists, is not empty and holds no {RECORDS_CSV}: refusing to replace it"
-            )
+    check_destination(src, dest, RECORDS_CSV)
 
 
 def _materialise(
     scan: ScanResult, dest: Path, *, link: bool, skipped: list[Issue], extra_files: Mapping[str, Path],
     folds: FoldLists | None, fold_removals: Sequence[tuple[str, str, str, str]],
 ) -> AcquireResult:
-    linker = _Linker(link)
+    linker = Linker(link)
     by_subset: dict[str, list[Record]] = {s: [] for s in SUBSETS}
     for r in scan.records:
         by_subset[r.subset].append(r)

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.signal
-import soundfile as sf
-import torch
-import torchaudio.functional
 
 from spectnet.preprocessing import dsp
+from spectnet.preprocessing.audio import BadAudioError as BadRecordError
+from spectnet.preprocessing.audio import read_audio_file, resample
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
 from spectnet.parallel import progress_bar, single_thread_worker
@@ -39,41 +37,19 @@ SKIPPED_REPORT = "skipped.csv"
 FULL_SCALE = 1 - 2.0 ** -15
 
 
-class BadRecordError(ValueError):
-    """One recording cannot be used; the message says why."""
-
-
 def read_audio(path: str | Path, expected_sample_rate: int) -> np.ndarray:
     """Read a mono recording as float64 in [-1, 1), the scaling of MATLAB ``audioread``.
 
     Raises:
-        BadRecordError: unreadable, empty, multi-channel, wrongly sampled, or non-finite.
+        BadRecordError: unreadable, empty, non-finite, multi-channel, or wrongly sampled.
     """
-    try:
-        x, sample_rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise BadRecordError(f"cannot decode audio ({exc})") from None
-    if x.shape[0] == 0:
-        raise BadRecordError("empty audio (0 samples)")
+    x, sample_rate = read_audio_file(path)
     if x.shape[1] != 1:
         raise BadRecordError(f"expected mono audio, got {x.shape[1]} channels")
     if sample_rate != expected_sample_rate:
         raise BadRecordError(f"sample rate is {sample_rate} Hz, expected "
                              f"{expected_sample_rate} Hz")
-    x = x[:, 0]
-    if not np.isfinite(x).all():
-        raise BadRecordError(f"{int((~np.isfinite(x)).sum())} NaN or infinite samples")
-    return x
-
-
-def resample(x: np.ndarray, orig_rate: int, new_rate: int, method: str) -> np.ndarray:
-    """Resample a float64 signal; ``polyphase`` equals MATLAB ``resample``."""
-    if orig_rate == new_rate:
-        return x
-    if method == "polyphase":
-        g = np.gcd(orig_rate, new_rate)
-        return scipy.signal.resample_poly(x, new_rate // g, orig_rate // g)
-    return torchaudio.functional.resample(torch.from_numpy(x), orig_rate, new_rate).numpy()
+    return x[:, 0]
 
 
 def clipped_fraction(x: np.ndarray) -> float:

@@ -1,0 +1,323 @@
+"""Samplers, the trainer and the heart-sound runs on real beats (a small real beat set)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from spectnet.cli import main
+from spectnet.config import Params
+from spectnet.errors import SpectNetError
+from spectnet.experiments.heart_sounds import (load_split, parse_run, resume_dir, score,
+                                               stage_settings, train_run)
+from spectnet.models import build_model
+from spectnet.params import validate_params
+from spectnet.training.checkpoint import load_model, read_model_file
+from spectnet.training.samplers import DoubleBalancedSampler, ShuffledSampler
+from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+
+
+def smoke_params(**budget) -> Params:
+    """Params at the smoke scale, with the heart-sound budgets overridden."""
+    sizes = {"epochs": 2, "batch_size": 24, "steps_per_epoch": 2, **budget}
+    return Params.from_dict(validate_params({"scale": "smoke", "scales": {"smoke": {"heart_sounds": {
+        kind: sizes for kind in ("static", "learnable", "baselines")}}}}, partial=True))
+
+
+@pytest.fixture(scope="module")
+def train_set(small_beats_dir):
+    return load_split(small_beats_dir, 0, "train", "cpu")
+
+
+@pytest.fixture(scope="module")
+def validation_set(small_beats_dir):
+    return load_split(small_beats_dir, 0, "validation", "cpu")
+
+
+# ----------------------------------------------------------------------------- samplers
+def test_double_balanced_batches_hold_chunk_from_every_cell(train_set):
+    labels, domains = train_set.labels.numpy(), train_set.domains
+    sampler = DoubleBalancedSampler(labels, domains, batch_size=100, seed=3)
+    assert sampler.n_cells == 12 and sampler.chunk == 8 and sampler.batch_size == 96
+    sizes = Counter(zip(labels.tolist(), domains.tolist()))
+    assert sampler.steps_per_epoch == max(sizes.values()) // 8 + 1
+    drawn = {cell: [] for cell in sizes}
+    for _ in range(sampler.steps_per_epoch):
+        batch = sampler.next_batch().numpy()
+        cells = Counter(zip(labels[batch].tolist(), domains[batch].tolist()))
+        assert set(cells) == set(sizes) and set(cells.values()) == {8}
+        for i in batch:
+            drawn[(labels[i], domains[i])].append(int(i))
+    for cell, indices in drawn.items():
+        size = sizes[cell]
+        # until a cell runs out its draws are a permutation prefix: no repeats
+        first_pass = indices[: (size // 8) * 8]
+        assert len(set(first_pass)) == len(first_pass)
+        if size >= 8 * sampler.steps_per_epoch:  # the largest cell: one pass, then exhausted
+            assert len(set(indices)) == len(indices)
+
+
+def test_double_balanced_cells_are_repermuted_when_exhausted():
+    labels = np.array([0] * 10 + [1] * 3)
+    sampler = DoubleBalancedSampler(labels, np.zeros(13, int), batch_size=4, seed=0)
+    small = [sorted(b[2:].tolist()) for b in (sampler.next_batch() for _ in range(6))]
+    # the 3-example cell gives 2 per batch: one full pass of 2 leaves 1 over -> re-permuted
+    assert all(set(pair) <= {10, 11, 12} and len(set(pair)) == 2 for pair in small)
+
+
+def test_sampler_state_round_trip_reproduces_the_stream(train_set):
+    labels, domains = train_set.labels.numpy(), train_set.domains
+    for make in (lambda: DoubleBalancedSampler(labels, domains, 48, seed=5),
+                 lambda: ShuffledSampler(len(labels), 48, seed=5)):
+        a = make()
+        for _ in range(7):
+            a.next_batch()
+        b = make()
+        b.load_state_dict(a.state_dict())
+        for _ in range(40):
+            assert torch.equal(a.next_batch(), b.next_batch())
+
+
+def test_shuffled_sampler_covers_every_example_once_per_epoch():
+    sampler = ShuffledSampler(103, 10, seed=1)
+    assert sampler.steps_per_epoch == 11
+    epoch = torch.cat([sampler.next_batch() for _ in range(11)])
+    assert sorted(epoch.tolist()) == list(range(103))
+
+
+def test_sampler_refuses_a_batch_smaller_than_its_cells(train_set):
+    with pytest.raises(ValueError, match="smaller than the number of"):
+        DoubleBalancedSampler(train_set.labels.numpy(), train_set.domains, 11, seed=0)
+
+
+# ----------------------------------------------------------------------------- data
+def test_splits_are_disjoint_recordings_without_excluded_ones(small_beats_dir, train_set,
+                                                              validation_set):
+    assert not set(train_set.groups) & set(validation_set.groups)
+    assert set(validation_set.domain_names) == set("abcdef")
+    index = pd.read_csv(small_beats_dir / "beats.csv", dtype={"record": str})
+    excluded = set(index.loc[index["excluded"] == 1, "record"])
+    assert not excluded & (set(train_set.groups) | set(validation_set.groups))
+    x, y = validation_set.batch(torch.tensor([0, 5]))
+    beats = np.load(small_beats_dir / "beats.npy", mmap_mode="r")
+    rows = index.index[(index["validation0"] == 1) & (index["excluded"] == 0)]
+    assert np.array_equal(x.numpy(), beats[rows[[0, 5]]])
+
+
+def test_score_is_recording_level_majority_vote(validation_set):
+    labels = validation_set.labels.numpy()
+    perfect = np.eye(2)[labels]
+    s = score(perfect, validation_set)
+    assert s["macc"] == s["accuracy"] == 1.0 and s["loss"] < 1e-6
+    always_abnormal = np.tile([0.4, 0.6], (len(labels), 1))
+    s = score(always_abnormal, validation_set)
+    assert s["sensitivity"] == 1.0 and s["specificity"] == 0.0 and s["macc"] == 0.5
+
+
+# ----------------------------------------------------------------------------- trainer
+def test_training_lowers_the_loss_and_overfits_a_small_subset(train_set, tmp_path):
+    """12 normal and 12 abnormal beats, 100 steps: the ResNet memorises them."""
+    picked = np.r_[np.flatnonzero(train_set.labels.numpy() == 0)[:12],
+                   np.flatnonzero(train_set.labels.numpy() == 1)[:12]]
+    subset = type(train_set)(train_set.waveforms[picked], train_set.labels[picked],
+                             train_set.domains[picked] * 0, train_set.groups[picked],
+                             train_set.classes)
+    torch.manual_seed(0)
+    model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                         "sample_rate": 1000, "frontend": {"n_filters": 4}})
+    stage = StageSettings(epochs=5, batch_size=24, steps_per_epoch=20, lr=1e-3)
+    train_score = lambda probs, ex: {"macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}  # noqa: E731
+    before = predict_proba(model, subset)
+    result = train_stage(model, stage, subset, subset, train_score, seed=0,
+                         work_dir=tmp_path, progress=False)
+    losses = [r["train_loss"] for r in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    assert result.history[-1]["macc"] == 1.0
+    assert not np.allclose(before, predict_proba(model, subset))
+
+
+def test_stage_settings_follow_params_and_scale():
+    params = smoke_params(epochs=3, batch_size=48, steps_per_epoch=5)
+    static = stage_settings(parse_run("static-16", params), params)
+    assert (static.epochs, static.batch_size, static.steps_per_epoch) == (3, 48, 5)
+    assert static.optimizer == "adam" and not static.train_frontend and static.lr == 1e-3
+    learnable = stage_settings(parse_run("learnable-16", params), params)
+    assert learnable.train_frontend and learnable.frontend_lr == 1e-3
+    code = Params.from_dict(validate_params(
+        {**params.to_dict(), "heart_sounds": {"learnable": {"variant": "s2_code"}}}, partial=True))
+    variant = stage_settings(parse_run("learnable-16", code), code)
+    assert (variant.optimizer, variant.lr, variant.frontend_lr, variant.batch_size,
+            variant.accumulate) == ("sgd", 0.005, 0.1, 100, 10)
+    baseline = stage_settings(parse_run("gammatone-1d", params), params)
+    assert baseline.lr_schedule == "inverse_time" and baseline.weight_decay == pytest.approx(0.0972)
+    assert baseline.lr_decay == pytest.approx(0.0001132885 * 48 / 64)
+    with pytest.raises(SpectNetError, match="unknown run"):
+        parse_run("static", params)
+
+
+# ----------------------------------------------------------------------------- runs
+def _run_cli(*args) -> int:
+    return main([*args])
+
+
+def _params_json(params: Params) -> str:
+    return json.dumps(params.to_dict())
+
+
+@pytest.fixture(scope="module")
+def static_run(small_beats_dir, tmp_path_factory):
+    """static-4 trained at a tiny budget, through the CLI."""
+    out = tmp_path_factory.mktemp("runs") / "static-4" / "seed1"
+    params = smoke_params(epochs=2, steps_per_epoch=3)
+    assert _run_cli("physionet", "train", "static-4", "--seed", "1", "--beats",
+                    str(small_beats_dir), "--out", str(out), "--params", _params_json(params),
+                    "-q") == 0
+    return out, params
+
+
+def test_a_run_writes_self_describing_models_and_logs(static_run):
+    out, params = static_run
+    assert {p.name for p in out.iterdir()} >= {"best.pt", "last.pt", "history.csv",
+                                               "frontend.csv", "summary.json", "dvclive"}
+    assert not resume_dir(out).exists()
+    history = pd.read_csv(out / "history.csv")
+    assert history["epoch"].tolist() == [1, 2]
+    assert {"train_loss", "loss", "accuracy", "macc", "sensitivity", "specificity"} <= set(history)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scale"] == "smoke" and summary["run"] == "static-4"
+    assert history.loc[summary["best_epoch"] - 1, "macc"] == history["macc"].max()
+    model, info = load_model(out / "best.pt")
+    assert info["epoch"] == summary["best_epoch"] and info["classes"] == ["normal", "abnormal"]
+    assert info["preprocess"]["sample_rate"] == 1000 and info["beats"]["beat_length"] == 2500
+    assert tuple(model(torch.zeros(2, 2500)).shape) == (2, 2)
+    # the front-end stays frozen in stage 1: the filters at every epoch are the initial ones
+    frontend = pd.read_csv(out / "frontend.csv")
+    assert frontend.groupby("filter")["center_frequency"].nunique().max() == 1
+    assert (out / "dvclive" / "metrics.json").exists()
+
+
+def test_a_checkpoint_loads_with_weights_only(static_run):
+    out, _ = static_run
+    contents = torch.load(out / "best.pt", weights_only=True)
+    assert contents["format"] == "spectnet-model/1"
+    (out.parent / "bad.pt").write_bytes(b"not a model")
+    with pytest.raises(SpectNetError, match="bad.pt: not a readable SpectNet file"):
+        read_model_file(out.parent / "bad.pt")
+
+
+def test_stage_two_starts_from_stage_one(static_run, small_beats_dir, tmp_path):
+    static_out, params = static_run
+    out = tmp_path / "learnable-4" / "seed1"
+    summary = train_run("learnable-4", 1, params, small_beats_dir, out,
+                        init_model=static_out / "best.pt", device="cpu", progress=False)
+    assert summary["initialised_from"] == str(static_out / "best.pt")
+    init = read_model_file(static_out / "best.pt")["state_dict"]
+    learned = read_model_file(out / "last.pt")["state_dict"]
+    # everything moved, the front-end included (stage 2 trains it)
+    f = "frontend.filterbank.raw_center_frequency"
+    assert not torch.equal(init[f], learned[f])
+    assert set(init) == set(learned)
+    trace = pd.read_csv(out / "frontend.csv")
+    first = trace[trace["epoch"] == 0].sort_values("filter")["center_frequency"].to_numpy()
+    assert np.allclose(first, init[f].numpy())  # stage 2 began where stage 1 ended
+    with pytest.raises(SpectNetError, match="fine-tunes static-8"):
+        train_run("learnable-8", 1, params, small_beats_dir, tmp_path / "x",
+                  init_model=static_out / "best.pt", device="cpu", progress=False)
+    with pytest.raises(SpectNetError, match="give its model file"):
+        train_run("learnable-4", 1, params, small_beats_dir, tmp_path / "y", device="cpu",
+                  progress=False)
+
+
+def test_baselines_train_their_filters(small_beats_dir, tmp_path):
+    params = smoke_params(epochs=1, steps_per_epoch=2)
+    for run in ("gammatone-1d", "gammatone-2d"):
+        train_run(run, 1, params, small_beats_dir, tmp_path / run, device="cpu", progress=False)
+        trace = pd.read_csv(tmp_path / run / "frontend.csv")
+        assert trace["filter"].nunique() == 4
+        assert trace.groupby("filter")["center_frequency"].nunique().max() == 2  # learnt
+
+
+# ----------------------------------------------------------------------------- resume
+def _train_command(beats: Path, out: Path, params: Params, seed: int = 1) -> list[str]:
+    return [sys.executable, "-m", "spectnet.cli", "physionet", "train", "static-4",
+            "--seed", str(seed), "--beats", str(beats), "--out", str(out),
+            "--params", _params_json(params), "-q"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_model_file(path)["state_dict"]
+
+
+def _metrics(out: Path) -> pd.DataFrame:
+    timing = ["train_seconds", "epoch_seconds"]
+    return pd.read_csv(out / "history.csv").drop(columns=timing)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_result_and_seeds_are_deterministic(small_beats_dir,
+                                                                           tmp_path):
+    params = smoke_params(epochs=4, steps_per_epoch=3)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    plain, again, killed = tmp_path / "plain", tmp_path / "again", tmp_path / "killed"
+    for out in (plain, again):
+        subprocess.run(_train_command(small_beats_dir, out, params), check=True, env=env,
+                       capture_output=True)
+    proc = subprocess.Popen(_train_command(small_beats_dir, killed, params), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = resume_dir(killed) / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not killed.exists(), "the kill came too late to test resume"
+    done = len(torch.load(checkpoint, weights_only=True)["history"])
+    assert 1 <= done < 4
+    resumed = subprocess.run(_train_command(small_beats_dir, killed, params), env=env,
+                             capture_output=True, text=True, check=True)
+    assert f"resuming {resume_dir(killed)} after epoch {done} of 4" in resumed.stderr
+    for other in (again, killed):
+        pd.testing.assert_frame_equal(_metrics(plain), _metrics(other))
+        for file in ("best.pt", "last.pt"):
+            a, b = _weights(plain / file), _weights(other / file)
+            assert all(torch.equal(a[k], b[k]) for k in a), (other, file)
+    assert not resume_dir(killed).exists()
+    # another seed is another run
+    subprocess.run(_train_command(small_beats_dir, tmp_path / "seed2", params, seed=2),
+                   check=True, env=env, capture_output=True)
+    assert not _metrics(plain).equals(_metrics(tmp_path / "seed2"))
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(small_beats_dir, tmp_path, caplog):
+    params = smoke_params(epochs=1, steps_per_epoch=1)
+    out = tmp_path / "run"
+    work = resume_dir(out)
+    work.mkdir(parents=True)
+    torch.save({"format": "spectnet-checkpoint/1", "run_id": "0123456789abcdef"},
+               work / "checkpoint.pt")
+    with caplog.at_level("WARNING"):
+        train_run("static-4", 1, params, small_beats_dir, out, device="cpu", progress=False)
+    assert "belongs to a run with other settings" in caplog.text
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 1
+
+
+def test_partial_params_slice_is_completed_from_defaults():
+    # the CLI gets only a step's slice; the rest of a scale block comes from the defaults
+    piece = {"scale": "quick", "scales": {"quick": {"heart_sounds": {"static": {
+        "epochs": 9, "batch_size": 96, "steps_per_epoch": None}}}}}
+    from spectnet.params import read_params_argument
+    full = read_params_argument(json.dumps(piece))
+    assert full["scales"]["quick"]["heart_sounds"]["static"]["epochs"] == 9
+    assert full["scales"]["quick"]["heart_sounds"]["learnable"] == \
+        validate_params({})["scales"]["quick"]["heart_sounds"]["learnable"]

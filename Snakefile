@@ -33,12 +33,13 @@ def step_params(step):
 
 include: "workflow/rules/physionet.smk"
 include: "workflow/rules/segmentation.smk"
+include: "workflow/rules/heart_sounds.smk"
 include: "workflow/rules/scenes.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.segment_physionet.output,
+        rules.table2_physionet.output,
         rules.plot_segmentation_physionet.output,
         rules.preprocess_scenes.output,

@@ -112,6 +112,12 @@ def cmd_physionet_evaluate(args) -> None:
              m["specificity"], m["beat_accuracy"], args.out)
 
 
+def cmd_physionet_table(args) -> None:
+    from spectnet.experiments.heart_sounds import write_table_ii
+    table = write_table_ii(args.predictions_dir, args.models_dir, args.out, _params(args))
+    log.info("Table II (%d runs) -> %s.{csv,md,tex}", table["run"].nunique(), args.out)
+
+
 def cmd_scenes_fetch(args) -> None:
     from spectnet.datasets.scenes import acquire
     params = _params(args)
@@ -288,6 +294,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", required=True, type=Path, help="metrics file (JSON) to write")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    p = step(phsub, "table", cmd_physionet_table,
+             "Table II from the evaluated runs, beside the paper's numbers",
+             "Aggregate the evaluated runs of the grid (params: runs and seeds at the active "
+             "scale): per metric the mean and sd over seeds, a bootstrap interval over "
+             "recordings, the paper's value and the difference; McNemar static-N vs "
+             "learnable-N at beat and recording level. Writes OUT.csv, OUT.md, OUT.tex and "
+             "OUT-mcnemar.csv.")
+    p.add_argument("--predictions-dir", required=True, type=Path,
+                   help="predictions of `physionet evaluate`, as RUN/seedK/")
+    p.add_argument("--models-dir", required=True, type=Path,
+                   help="run directories of `physionet train`, as RUN/seedK/")
+    p.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
 
     scenes = sub.add_parser("scenes", help="acoustic scenes and other labelled clips",
                             description="Acquire labelled clips (DCASE 2016, ESC-10, ESC-50, "

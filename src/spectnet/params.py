@@ -47,6 +47,10 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "evaluate_physionet": (
         "scale", "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
         "heart_sounds.evaluation"),
+    "table2_physionet": (
+        "scale", "scales.{scale}.seeds", "scales.{scale}.heart_sounds.bootstrap",
+        "heart_sounds.static_filters", "heart_sounds.learnable_filters",
+        "heart_sounds.evaluation.ci_level"),
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),

@@ -1,0 +1,1 @@
+"""Reporting: tables (CSV, Markdown, LaTeX) and figures of the paper's results."""

@@ -7,19 +7,19 @@ import json
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from spectnet.params import ParamsError, params_slice, validate_params
+from spectnet.params import ParamsError, load_params, params_slice
 
 min_version("9.0")
-
-
-configfile: "params.yaml"
 
 
 report: "workflow/report/workflow.rst"
 
 
+# params.yaml is read by spectnet's loader, not by a `configfile:` directive, so that
+# Snakemake, the CLI and the tests give a file the same verdict (syntax errors with line
+# and column); `config` holds only the --config overrides, merged over the file here.
 try:
-    _validated = validate_params(config, source="params.yaml (+ --config)")
+    _validated = load_params("params.yaml", overrides=config)
 except ParamsError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()

@@ -85,12 +85,19 @@ def test_dvc_stages_match_snakemake_rules():
         assert all((REPO / d).exists() for d in code_deps), name
 
 
+def test_nested_numeric_config_override_reaches_the_rule():
+    jobs = planned_jobs("-F", "--config", "preprocess={lowpass_hz: 300, remove_spikes: false}")
+    _, config = split_command(jobs["preprocess_physionet"]["shell"])
+    assert json.loads(config)["preprocess"]["lowpass_hz"] == 300
+    assert json.loads(config)["preprocess"]["remove_spikes"] is False
+
+
 def test_invalid_param_fails_the_dry_run_naming_key_and_rule():
     proc = snakemake("-n", "--cores", "1", "--config", "preprocess={lowpass_hz: 0}",
                      check=False)
     assert proc.returncode != 0
-    assert "preprocess.lowpass_hz" in proc.stdout
-    assert "read by: preprocess_physionet" in proc.stdout
+    assert ("params.yaml (+ --config): preprocess.lowpass_hz: 0 is less than or equal to "
+            "the minimum of 0 (read by: preprocess_physionet)") in proc.stdout
 
 
 def test_unknown_param_key_fails_the_dry_run():

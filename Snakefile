@@ -1,8 +1,11 @@
 # SpectNet reproduction workflow. Thin by design: parameters are validated against
 # workflow/schemas/params.schema.yaml before the DAG is built, each rule gets only the
 # parameter slice it reads (spectnet.params.STEP_PARAMS), and every rule body is one
-# `spectnet` CLI call. dvc.yaml declares the same steps (tests/test_workflow.py checks).
+# `spectnet` CLI call. This file is the one description of the DAG: dvc.yaml is generated
+# from it (`spectnet workflow dvc-yaml`), one stage per job, each running its job through
+# Snakemake; the handlers at the end record Snakemake's runs in DVC (spectnet/workflow.py).
 import json
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
@@ -31,6 +34,17 @@ def step_params(step):
     return json.dumps(params_slice(config, step), sort_keys=True)
 
 
+def code(*paths):
+    """The package sources a rule's command runs (under src/spectnet; a directory stands
+    for its files): inputs of the rule, so that Snakemake and DVC both rerun it when they
+    change (Snakemake compares checksums, so a new modification time alone does not)."""
+    files = []
+    for path in (Path("src/spectnet") / p for p in paths):
+        found = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix != ".pyc")
+        files += [str(f) for f in found] if path.is_dir() else [str(path)]
+    return files
+
+
 include: "workflow/rules/physionet.smk"
 include: "workflow/rules/segmentation.smk"
 
@@ -40,3 +54,21 @@ rule all:
     input:
         rules.segment_physionet.output,
         rules.plot_segmentation_physionet.output,
+
+
+# Record in DVC what Snakemake ran (dvc commit of those jobs' stages), so that `dvc
+# status` agrees after a run. Not after --touch, where nothing ran; DVC stages run
+# Snakemake with --no-hooks, and DVC records those itself.
+def record_in_dvc():
+    if not workflow.touch:
+        from spectnet.workflow import record_in_dvc
+
+        record_in_dvc(workflow.dag.finished_jobs)
+
+
+onsuccess:
+    record_in_dvc()
+
+
+onerror:
+    record_in_dvc()

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shlex
 import subprocess
@@ -323,11 +322,10 @@ def sync(workdir: str | Path = ".") -> list[str]:
     2. ``dvc status`` must report every stage's deps, params and outputs equal to
        dvc.lock: otherwise nothing is touched and the error names what differs;
     3. ``snakemake --touch --forceall`` then records every pulled output as Snakemake's
-       own (fresh modification times in DAG order, current params and code), and a dry
-       run must have nothing left to do.
+       own: fresh modification times in DAG order, current params and code.
 
     Returns:
-        the dry run's last line ("Nothing to be done ...").
+        Snakemake's summary line ("N of N steps (100%) done").
 
     Raises:
         WorkflowError: at the first step that fails, with what to do about it.
@@ -342,18 +340,12 @@ def sync(workdir: str | Path = ".") -> list[str]:
             "the data do not match dvc.lock, so nothing was marked up to date:\n  "
             + "\n  ".join(describe_status(status))
             + "\n(`dvc pull` fetches what dvc.lock names; `dvc repro` rebuilds it)")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
-                                 f"{os.environ.get('PATH', '')}"}
     # --forceall: every job, not only those whose modification times are out of order,
     # so that each gets Snakemake's record of its params and code (without one, a later
     # edit of its params would not rerun it).
     touch = _run([_tool("snakemake"), "--touch", "--forceall", "--no-hooks", "--cores", "1"],
-                 workdir, env=env)
+                 workdir)
     if touch.returncode != 0:
         raise WorkflowError(f"`snakemake --touch` failed:\n{touch.stdout}{touch.stderr}")
-    dry = _run([_tool("snakemake"), "-n", "--cores", "1"], workdir, env=env)
-    output = dry.stdout + dry.stderr
-    if dry.returncode != 0 or "Nothing to be done" not in output:
-        raise WorkflowError(f"after `snakemake --touch`, Snakemake still has jobs to run:\n"
-                            f"{output}")
-    return [line for line in output.splitlines() if "Nothing to be done" in line]
+    return [line for line in (touch.stdout + touch.stderr).splitlines()
+            if re.match(r"\d+ of \d+ steps", line)]

@@ -5,6 +5,8 @@ after sharing through a real local DVC remote included."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import shutil
 import zipfile
@@ -280,3 +282,41 @@ def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
                               m.get("data", {}).get("beats_total"))
     assert set(v[:2] for v in rows.values()) >= {(400, 2000), (300, 2000)}
     assert all(isinstance(v[2], int) and v[2] > 0 for v in rows.values())
+
+
+# ------------------------------------------------------------------------ SLURM
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A single-node SLURM from Debian's packages, started by the repository's script
+    (and stopped again, unless it was already up)."""
+    missing = [tool for tool in ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+               if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing): apt-get install "
+                    f"slurmctld slurmd slurm-client munge (.ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("starting the SLURM daemons needs root")
+    started = run(REPO / "workflow/cluster/start-slurm.sh", cwd=REPO).stdout
+    yield
+    if "already running" not in started:
+        run(REPO / "workflow/cluster/stop-slurm.sh", cwd=REPO)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slurm_cluster,
+                                                                      tmp_path):
+    root = clone(origin, tmp_path / "cluster")
+    for path in ("dvc.lock", "results"):      # the local run's, committed in git
+        run("git", "rm", "-r", "-q", path, cwd=root)
+    commit(root, "start from nothing")
+    proc = snakemake("--profile", "workflow/profiles/slurm",
+                     # the first status query after 2 s instead of 20: a shorter test
+                     "--slurm-init-seconds-before-status-checks", "2", cwd=root)
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/\d+\.log",
+                           proc.stdout)
+    assert sorted(submitted) == sorted(DATA_RULES), proc.stdout   # each job a SLURM job
+    # The same outputs, byte for byte: each run's DVC record hashes every output.
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock == yaml.safe_load((origin / "dvc.lock").read_text())
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()

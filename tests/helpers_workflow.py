@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO
+from spectnet.workflow import write_dvc_yaml
 
 BIN = Path(sys.executable).parent
 #: Subprocesses find the project's executables first and commit under a fixed identity.
@@ -109,7 +110,7 @@ def make_workflow_repo(root: Path, data: Path, git: bool = True) -> Path:
         else:
             shutil.copy(src, root / name)
     (root / "params.yaml").write_text(yaml.safe_dump(small_params(data), sort_keys=False))
-    run(BIN / "spectnet", "workflow", "dvc-yaml", cwd=root)
+    write_dvc_yaml(root)
     if git:
         run("git", "init", "-q", "-b", "main", cwd=root)
         dvc("init", "-q", cwd=root)
@@ -125,3 +126,16 @@ def commit(root: Path, message: str) -> None:
 def clone(origin: Path, dest: Path) -> Path:
     run("git", "clone", "-q", origin, dest, cwd=origin.parent)
     return dest
+
+
+def set_params(root: Path, **values) -> None:
+    """Edit params.yaml as a user would: ``set_params(root, preprocess__lowpass_hz=300)``."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split("__")
+        section = params
+        for name in parents:
+            section = section[name]
+        section[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import shutil
-import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -17,10 +16,13 @@ import pytest
 import yaml
 
 from conftest import REPO
+from helpers_browser import render_report
 from helpers_workflow import (BIN, clone, commit, dvc, make_physionet_subset,
-                              make_workflow_repo, nothing_to_do, planned_jobs, run, snakemake)
+                              make_workflow_repo, nothing_to_do, planned_jobs, run, set_params,
+                              snakemake)
 from spectnet.params import STEP_PARAMS, load_params, params_slice
-from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, write_dvc_yaml
+from spectnet.cli import main
+from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, write_dvc_yaml
 
 DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",
               "plot_segmentation_physionet"}
@@ -105,7 +107,7 @@ def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
         dvc_stage(other, params)
 
 
-def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path):
+def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys):
     root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     stages["stages"]["segment_physionet"]["params"] = ["beats"]
@@ -116,9 +118,10 @@ def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path):
                                             r"differ: segment_physionet\); run `spectnet "
                                             r"workflow dvc-yaml`"):
         write_dvc_yaml(root, check=True)
-    assert run(BIN / "spectnet", "workflow", "dvc-yaml", "--check", cwd=root,
-               check=False).returncode == 1
-    assert write_dvc_yaml(root) is False and write_dvc_yaml(root, check=True) is True
+    monkeypatch.chdir(root)
+    assert main(["workflow", "dvc-yaml", "--check"]) == 1
+    assert "stages that differ: segment_physionet" in capsys.readouterr().err
+    assert main(["workflow", "dvc-yaml"]) == 0 and write_dvc_yaml(root, check=True) is True
 
 
 # ------------------------------------------------------------ parameters on the CLI
@@ -130,18 +133,13 @@ def test_nested_numeric_config_override_reaches_the_rule():
     assert json.loads(config)["preprocess"]["remove_spikes"] is False
 
 
-def test_invalid_param_fails_the_dry_run_naming_key_and_rule():
-    proc = snakemake("-n", "--cores", "1", "--config", "preprocess={lowpass_hz: 0}",
-                     cwd=REPO, check=False)
+def test_invalid_and_unknown_params_fail_the_dry_run_naming_key_and_rule():
+    proc = snakemake("-n", "--cores", "1", "--config",
+                     "preprocess={lowpass_hz: 0, lowpas_hz: 300}", cwd=REPO, check=False)
     assert proc.returncode != 0
     assert ("params.yaml (+ --config): preprocess.lowpass_hz: 0 is less than or equal to "
             "the minimum of 0 (read by: preprocess_physionet)") in proc.stdout
-
-
-def test_unknown_param_key_fails_the_dry_run():
-    proc = snakemake("-n", "--cores", "1", "--config", "preprocess={lowpas_hz: 300}",
-                     cwd=REPO, check=False)
-    assert proc.returncode != 0 and "'lowpas_hz' was unexpected" in proc.stdout
+    assert "'lowpas_hz' was unexpected" in proc.stdout
 
 
 # ------------------------------------------------------------------- real runs
@@ -193,30 +191,26 @@ def test_snakemake_builds_the_data_and_dvc_agrees(origin):
     assert stages_to_rerun(origin) == set()
     lock = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
     assert set(lock) == DATA_RULES
-    snakemake("--report", "report.zip", cwd=origin)
-    with zipfile.ZipFile(origin / "report.zip") as archive:
-        names = archive.namelist()
-    assert any(n.endswith("segmentation-a0001.png") for n in names)
-    assert any(n.endswith("segmentation.json") for n in names)
 
 
 @pytest.mark.slow
-def test_editing_a_param_reruns_only_what_reads_it_in_both_tools(origin):
-    params = origin / "params.yaml"
-    original = params.read_text()
-    try:
-        params.write_text(original.replace("lowpass_hz: 400", "lowpass_hz: 300"))
-        downstream = {"preprocess_physionet", "segment_physionet",
-                      "plot_segmentation_physionet"}
-        assert set(planned_jobs(cwd=origin)) - {"all"} == downstream
-        # DVC's status names the stage that reads the key; the stages downstream rerun
-        # when its output changes (dvc repro), as in Snakemake.
-        assert stages_to_rerun(origin) == {"preprocess_physionet"}
-        params.write_text(original.replace("beat_length: 2500", "beat_length: 2000"))
-        assert set(planned_jobs(cwd=origin)) - {"all"} == {"segment_physionet"}
-        assert stages_to_rerun(origin) == {"segment_physionet"}
-    finally:
-        params.write_text(original)
+def test_report_renders_in_a_headless_browser_with_a_caption_for_every_result(origin,
+                                                                              tmp_path):
+    from matplotlib.image import imread
+    snakemake("--report", tmp_path / "report.html", cwd=origin)
+    shown, screenshot = render_report(tmp_path / "report.html", tmp_path)
+    figures = "results/physionet2016/figures/segmentation/segmentation-{}.png"
+    assert {figures.format("a0001"), figures.format("e00001"),
+            "results/physionet2016/segmentation.json"} <= set(shown)
+    for path, text in shown.items():      # every table and figure, with its caption
+        assert re.search(r"description\s*\n\s*\S.{40,}", text, re.I), (path, text)
+    assert ("Recording a0001 with its Springer LR-HSMM segmentation: S1 (red)"
+            in shown[figures.format("a0001")])
+    assert "Summary of the beat dataset" in shown["results/physionet2016/segmentation.json"]
+    pixels = imread(screenshot)[..., :3].reshape(-1, 3)
+    assert len(pixels) == 1280 * 900
+    assert (pixels.min(axis=1) < 0.98).mean() > 0.05        # not a blank page: text,
+    assert len(set(map(tuple, pixels[::37]))) > 50           # menu, the rule graph
 
 
 @pytest.mark.slow
@@ -229,26 +223,31 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     assert "DVC verified the data against dvc.lock" in proc.stdout
     assert f"{len(DATA_RULES) + 1} of {len(DATA_RULES) + 1} steps (100%) done" in proc.stdout
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
-    # ... and Snakemake now knows each job's params: an edit reruns the same jobs in both.
-    params = root / "params.yaml"
-    params.write_text(params.read_text().replace("remove_spikes: true", "remove_spikes: false"))
+    # Snakemake now knows each job's params: an edit reruns exactly what reads the key and
+    # what depends on it, and DVC's status names the stage that reads it (the stages
+    # downstream rerun when its output changes, as in Snakemake).
+    set_params(root, preprocess__lowpass_hz=300)
     assert set(planned_jobs(cwd=root)) - {"all"} == {
         "preprocess_physionet", "segment_physionet", "plot_segmentation_physionet"}
     assert stages_to_rerun(root) == {"preprocess_physionet"}
+    set_params(root, preprocess__lowpass_hz=400, beats__beat_length=2000)
+    assert set(planned_jobs(cwd=root)) - {"all"} == {"segment_physionet"}
+    assert stages_to_rerun(root) == {"segment_physionet"}
 
 
 @pytest.mark.slow
-def test_sync_refuses_data_that_do_not_match_the_lock(origin, tmp_path):
+def test_sync_refuses_data_that_do_not_match_the_lock(origin, tmp_path, monkeypatch, capsys):
     root = pulled_clone(origin, tmp_path / "corrupt")
     manifest = root / "data/interim/physionet2016/manifest.csv"
     manifest.write_text(manifest.read_text() + "x\n")
     shutil.rmtree(root / "data/processed/physionet2016-beats")
-    proc = run(BIN / "spectnet", "workflow", "sync", cwd=root, check=False)
-    assert proc.returncode == 1 and "Traceback" not in proc.stdout
-    assert "the data do not match dvc.lock, so nothing was marked up to date" in proc.stdout
-    assert ("preprocess_physionet: changed outs: data/interim/physionet2016 (modified)"
-            in proc.stdout)
-    assert "data/processed/physionet2016-beats (deleted)" in proc.stdout
+    monkeypatch.chdir(root)
+    assert main(["workflow", "sync"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "the data do not match dvc.lock, so nothing was marked up to date" in err
+    assert "preprocess_physionet: changed outs: data/interim/physionet2016 (modified)" in err
+    assert "data/processed/physionet2016-beats (deleted)" in err
     metadata = root / ".snakemake" / "metadata"           # nothing recorded as done
     assert not metadata.exists() or not any(metadata.iterdir())
     assert not nothing_to_do(root)
@@ -257,31 +256,32 @@ def test_sync_refuses_data_that_do_not_match_the_lock(origin, tmp_path):
 @pytest.mark.slow
 def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
     root = pulled_clone(origin, tmp_path / "experiments")
-    run(BIN / "spectnet", "workflow", "sync", cwd=root)
-    params = root / "params.yaml"
-    params.write_text(params.read_text().replace("beat_length: 2500", "beat_length: 2000"))
+    sync(root)
+    set_params(root, segmentation__plot_records=["e00001"])
     repro = dvc("repro", cwd=root).stdout
-    assert "Running stage 'segment_physionet'" in repro
+    assert "Running stage 'plot_segmentation_physionet'" in repro
     assert repro.count("Running stage") == 1                 # only what reads the key
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
-    commit(root, "beat length 2000")
+    assert not (root / "results/physionet2016/figures/segmentation/segmentation-a0001.png"
+                ).exists()
+    commit(root, "draw one record")
     exp = dvc("exp", "run", "-S", "preprocess.lowpass_hz=300", cwd=root).stdout
     assert "Stage 'fetch_physionet' didn't change, skipping" in exp
-    assert load_params(params)["preprocess"]["lowpass_hz"] == 300
+    assert load_params(root / "params.yaml")["preprocess"]["lowpass_hz"] == 300
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
-    shown = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
-    runs = [r for row in shown for r in [row] + [e for exps in row.get("experiments") or []
-                                                 for e in exps["revs"]]]
-    rows = {}
-    for r in runs:
-        data = r.get("data") or {}
-        p = data.get("params", {}).get("params.yaml", {}).get("data", {})
-        m = data.get("metrics", {}).get("results/physionet2016/segmentation.json", {})
-        if p:
-            rows[r["rev"]] = (p["preprocess"]["lowpass_hz"], p["beats"]["beat_length"],
-                              m.get("data", {}).get("beats_total"))
-    assert set(v[:2] for v in rows.values()) >= {(400, 2000), (300, 2000)}
-    assert all(isinstance(v[2], int) and v[2] > 0 for v in rows.values())
+    # dvc exp show lists each run (workspace, commits, the experiment) with its params
+    # and metrics.
+    table = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
+    runs = [run_ for row in table
+            for run_ in [row, *(r for exp in row.get("experiments") or [] for r in exp["revs"])]]
+    listed = []
+    for run_ in runs:
+        data = run_["data"]
+        listed.append(
+            (data["params"]["params.yaml"]["data"]["preprocess"]["lowpass_hz"],
+             data["metrics"]["results/physionet2016/segmentation.json"]["data"]["beats_total"]))
+    assert {300, 400} <= {lowpass for lowpass, _ in listed}
+    assert all(isinstance(beats, int) and beats > 0 for _, beats in listed)
 
 
 # ------------------------------------------------------------------------ SLURM

@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from spectnet.params import ParamsError, load_params, params_slice
+from spectnet.params import ParamsError, changed_keys, load_params, params_slice
 
 min_version("9.0")
 
@@ -23,6 +23,8 @@ report: "workflow/report/workflow.rst"
 # and column); `config` holds only the --config overrides, merged over the file here.
 try:
     _validated = load_params("params.yaml", overrides=config)
+    # Keys --config set to other values than params.yaml: such a run is not DVC's to record.
+    _overridden = changed_keys(load_params("params.yaml"), _validated) if config else []
 except ParamsError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
@@ -57,13 +59,14 @@ rule all:
 
 
 # Record in DVC what Snakemake ran (dvc commit of those jobs' stages), so that `dvc
-# status` agrees after a run. Not after --touch, where nothing ran; DVC stages run
-# Snakemake with --no-hooks, and DVC records those itself.
+# status` agrees after a run. Not after --touch, where nothing ran, nor after a run whose
+# params --config changed (dvc.lock would pair params.yaml with other results); DVC stages
+# run Snakemake with --no-hooks, and DVC records those itself.
 def record_in_dvc():
     if not workflow.touch:
         from spectnet.workflow import record_in_dvc
 
-        record_in_dvc(workflow.dag.finished_jobs)
+        record_in_dvc(workflow.dag.finished_jobs, overridden=_overridden)
 
 
 onsuccess:

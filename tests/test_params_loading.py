@@ -136,3 +136,14 @@ def test_step_keys_resolve_placeholders_from_params_and_wildcards(monkeypatch):
         "segment_physionet", "train"]
     with pytest.raises(ParamsError, match=r"STEP_PARAMS\['train'\]: placeholder 'field'"):
         params_module.step_keys(params, "train")
+
+
+def test_changed_keys_names_what_an_override_changed():
+    from spectnet.params import changed_keys
+    base = load_params(REPO / "params.yaml")
+    assert changed_keys(base, base) == []
+    changed = load_params(REPO / "params.yaml", overrides={
+        "preprocess": {"lowpass_hz": "300", "highpass_hz": "25"},
+        "segmentation": {"plot_records": ["a0001"]}})
+    assert changed_keys(base, changed) == ["preprocess.lowpass_hz",
+                                           "segmentation.plot_records"]

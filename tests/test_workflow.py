@@ -233,6 +233,17 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     set_params(root, preprocess__lowpass_hz=400, beats__beat_length=2000)
     assert set(planned_jobs(cwd=root)) - {"all"} == {"segment_physionet"}
     assert stages_to_rerun(root) == {"segment_physionet"}
+    # A run with --config values other than params.yaml's is not recorded in DVC, which
+    # versions params.yaml: DVC sees outputs that differ from dvc.lock, as Snakemake does.
+    set_params(root, beats__beat_length=2500)
+    lock = (root / "dvc.lock").read_text()
+    proc = snakemake("--cores", "2", "--config", "segmentation={plot_records: [e00001]}",
+                     cwd=root)
+    assert ("not recorded in DVC: --config changed segmentation.plot_records from "
+            "params.yaml") in proc.stdout
+    assert (root / "dvc.lock").read_text() == lock
+    assert stages_to_rerun(root) == {"plot_segmentation_physionet"}
+    assert set(planned_jobs(cwd=root)) == {"plot_segmentation_physionet", "all"}
 
 
 @pytest.mark.slow

@@ -278,6 +278,23 @@ def params_slice(params: Mapping[str, Any], step: str,
     return out
 
 
+def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The dotted keys whose values differ between two parameter sets.
+
+    Example:
+        >>> changed_keys({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0})
+        ['a.c', 'd']
+    """
+    out = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += [f"{key}.{sub}" for sub in changed_keys(old, new)]
+        elif old != new:
+            out.append(key)
+    return out
+
+
 def read_params_argument(value: str) -> dict:
     """Parse a CLI ``--params`` value: inline JSON (from Snakemake) or a YAML file (DVC)."""
     if value.lstrip().startswith("{"):

@@ -254,13 +254,18 @@ def _run(args: list[str], workdir: Path, **kwargs) -> subprocess.CompletedProces
     return subprocess.run(args, cwd=workdir, text=True, capture_output=True, **kwargs)
 
 
-def record_in_dvc(finished_jobs: Iterable, workdir: str | Path = ".") -> list[str]:
+def record_in_dvc(finished_jobs: Iterable, workdir: str | Path = ".",
+                  overridden: Iterable[str] = ()) -> list[str]:
     """``dvc commit`` the stages of the Snakemake jobs that just ran.
 
     Called by the Snakefile's ``onsuccess`` / ``onerror`` handlers with
     ``workflow.dag.finished_jobs``. Does nothing outside a DVC repository. A job with no
     stage (dvc.yaml not current) or a DVC failure gives a warning, never a failed run:
     the outputs are there; only DVC's record of them is missing.
+
+    Args:
+        overridden: params keys that ``--config`` set to other values than params.yaml.
+            DVC reads params.yaml only, so such a run is not recorded (a warning says so).
 
     Returns:
         the stages committed.
@@ -269,6 +274,11 @@ def record_in_dvc(finished_jobs: Iterable, workdir: str | Path = ".") -> list[st
     names = sorted({stage_name(j.rule.name, j.wildcards_dict) for j in finished_jobs
                     if j.output})
     if not names or not (workdir / ".dvc").is_dir() or not (workdir / "dvc.yaml").exists():
+        return []
+    if overridden := list(overridden):
+        log.warning("not recorded in DVC: --config changed %s from params.yaml, which is "
+                    "what DVC versions (edit params.yaml, or `dvc exp run -S key=value`, "
+                    "to version a variant)", ", ".join(overridden))
         return []
     declared = (yaml.safe_load((workdir / "dvc.yaml").read_text()) or {}).get("stages", {})
     unknown = [n for n in names if n not in declared]

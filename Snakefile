@@ -31,9 +31,12 @@ config.clear()
 config.update(_validated)
 
 
-def step_params(step):
-    """The JSON slice of the params that `step` reads; a change in it reruns `step`."""
-    return json.dumps(params_slice(config, step), sort_keys=True)
+def step_params(step, wildcards=None):
+    """The JSON slice of the params that `step` reads; a change in it reruns `step`.
+    A rule whose STEP_PARAMS keys name wildcards passes
+    `config=lambda wildcards: step_params("rule", wildcards)`."""
+    wildcards = dict(wildcards.items()) if wildcards else None
+    return json.dumps(params_slice(config, step, wildcards), sort_keys=True)
 
 
 def code(*paths):
@@ -62,7 +65,7 @@ rule all:
 # status` agrees after a run. Not after --touch, where nothing ran, nor after a run whose
 # params --config changed (dvc.lock would pair params.yaml with other results); DVC stages
 # run Snakemake with --no-hooks, and DVC records those itself.
-def record_in_dvc():
+def _record_run_in_dvc():
     if not workflow.touch:
         from spectnet.workflow import record_in_dvc
 
@@ -70,8 +73,8 @@ def record_in_dvc():
 
 
 onsuccess:
-    record_in_dvc()
+    _record_run_in_dvc()
 
 
 onerror:
-    record_in_dvc()
+    _record_run_in_dvc()

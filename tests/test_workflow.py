@@ -107,6 +107,34 @@ def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
         dvc_stage(other, params)
 
 
+def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_path):
+    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
+    (root / "workflow/rules/demo.smk").write_text(
+        'rule demo:\n'
+        '    input: "data/interim/physionet2016"\n'
+        '    output: "results/demo/{part}/{seed}.json"\n'
+        '    shell: "echo {wildcards.part} > {output}"\n')
+    rules = root / "workflow/rules/segmentation.smk"     # a params slice from wildcards
+    rules.write_text(rules.read_text().replace(
+        'config=step_params("plot_segmentation_physionet")',
+        'config=lambda wildcards: step_params("plot_segmentation_physionet", wildcards)'))
+    snakefile = root / "Snakefile"
+    snakefile.write_text(snakefile.read_text().replace(
+        'include: "workflow/rules/segmentation.smk"\n',
+        'include: "workflow/rules/segmentation.smk"\ninclude: "workflow/rules/demo.smk"\n'
+    ).replace("        rules.plot_segmentation_physionet.output,\n",
+              "        rules.plot_segmentation_physionet.output,\n        expand("
+              "'results/demo/{part}/seed{seed}.json', part=['a', 'b.c'], seed=[1, 2]),\n"))
+    write_dvc_yaml(root)
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == DATA_RULES | {"demo--part-a--seed-seed1", "demo--part-a--seed-seed2",
+                                        "demo--part-b_c--seed-seed1",
+                                        "demo--part-b_c--seed-seed2"}
+    assert stages["demo--part-b_c--seed-seed2"]["metrics"] == [
+        {"results/demo/b.c/seed2.json": {"cache": False, "persist": True}}]
+    assert stages["plot_segmentation_physionet"]["params"] == ["segmentation.plot_records"]
+
+
 def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys):
     root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
     stages = yaml.safe_load((root / "dvc.yaml").read_text())

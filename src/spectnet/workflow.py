@@ -8,9 +8,9 @@ The design, and why:
   params the keys of ``spectnet.params.STEP_PARAMS`` the rule reads, its outs the job's
   outputs. A test checks that the committed file is current.
 - **Snakemake is the one executor.** A stage's command runs its job through Snakemake
-  (``snakemake --force --allowed-rules RULE -- OUTPUTS``), so Snakemake's records (params,
-  code, input checksums, modification times) are updated whichever tool started the step,
-  and ``dvc repro`` / ``dvc exp run`` leave ``snakemake -n`` with nothing to do. The rule's
+  (``snakemake --force --no-hooks --allowed-rules RULE -- OUTPUTS``), so Snakemake's
+  records (params, code, input checksums, modification times) are updated whichever tool
+  started the step, and ``dvc repro`` / ``dvc exp run`` leave ``snakemake -n`` with nothing to do. The rule's
   command template follows as a shell comment, so that editing it changes the stage's
   ``cmd`` for DVC exactly when it changes the rule's code for Snakemake. Every out is
   ``persist``: DVC never deletes outputs or restores them from its run-cache behind
@@ -122,7 +122,7 @@ def snakemake_jobs(workdir: str | Path = ".") -> tuple[list[Job], dict]:
             workflow._build_dag()
             dag = workflow.dag
             order = _toposort(dag.jobs, lambda j: dag.dependencies[j].keys(),
-                              key=lambda j: _job(j).stage)
+                              key=lambda j: stage_name(j.rule.name, j.wildcards_dict))
             return [_job(j) for j in order if j.output], dict(workflow.config)
     except SpectNetError:
         raise

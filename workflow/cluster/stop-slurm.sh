@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Stop the single-node SLURM that start-slurm.sh brought up: slurmd, slurmctld and (if
-# start-slurm.sh started it) munged, each by the pid in its pid file, and wait until they are gone (or zombies: PID 1 here
-# does not reap them). Leaves /etc/slurm/slurm.conf and STATE_DIR (logs) in place.
+# start-slurm.sh started it) munged, each by the pid in its pid file, and wait until they
+# are gone (or zombies: PID 1 here does not reap them). Removes the slurm.conf it wrote:
+# while a slurm.conf names a controller that is down, every SLURM client call (and so
+# every `snakemake` start, whose SLURM plugin asks `scontrol show config`) waits 10 s.
+# Leaves STATE_DIR (logs) in place.
 #
 #   workflow/cluster/stop-slurm.sh [STATE_DIR]    # default /tmp/spectnet-slurm
 set -euo pipefail
@@ -26,5 +29,8 @@ stop "$STATE_DIR/slurmctld.pid"
 if [[ -e $STATE_DIR/munged-started-here ]]; then
     stop /run/munge/munged.pid
     rm -f "$STATE_DIR/munged-started-here"
+fi
+if grep -qsF "# written by spectnet workflow/cluster/start-slurm.sh" /etc/slurm/slurm.conf; then
+    rm -f /etc/slurm/slurm.conf
 fi
 echo "stop-slurm: stopped"

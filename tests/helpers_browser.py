@@ -19,6 +19,7 @@ import pytest
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                  "--disable-dev-shm-usage",      # containers often have a tiny /dev/shm
                   "--virtual-time-budget=20000", "--window-size=1280,900"]
 
 # Appended to the report: visit every result's page, record the text the browser renders.

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from conftest import REPO
-from spectnet.workflow import write_dvc_yaml
+from spectnet.workflow import stage_name, write_dvc_yaml
 
 BIN = Path(sys.executable).parent
 #: Subprocesses find the project's executables first and commit under a fixed identity.
@@ -44,17 +44,21 @@ def dvc(*args, cwd, check=True):
 
 
 def planned_jobs(*args, cwd) -> dict[str, dict]:
-    """Parse a dry run: rule name -> {input, output, log, shell} (one job per rule)."""
+    """Parse a dry run: the DVC stage name of each job (the rule name, plus its wildcards
+    if it has any) -> {rule, wildcards, input, output, log, shell}."""
     out = snakemake("-n", "-p", "--cores", "2", *args, cwd=cwd).stdout
     jobs = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", out)[1:]:
-        name = re.match(r"(?:local)?rule (\w+):", block).group(1)
-        fields = dict(re.findall(r"^    (input|output|log): (.*)$", block, re.M))
+        rule = re.match(r"(?:local)?rule (\w+):", block).group(1)
+        fields = dict(re.findall(r"^    (input|output|log|wildcards): (.*)$", block, re.M))
+        wildcards = dict(item.split("=", 1) for item in fields["wildcards"].split(", ")) \
+            if "wildcards" in fields else {}
         shell = re.search(r"^Shell command: (.*)$", block, re.M)
         files = {key: sorted(fields[key].split(", ")) if key in fields else []
                  for key in ("input", "output")}
         command = shell.group(1) if shell and shell.group(1) != "None" else None
-        jobs[name] = {**files, "log": fields.get("log"), "shell": command}
+        jobs[stage_name(rule, wildcards)] = {"rule": rule, "wildcards": wildcards, **files,
+                                             "log": fields.get("log"), "shell": command}
     return jobs
 
 

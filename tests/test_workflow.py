@@ -133,6 +133,8 @@ def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_p
     assert stages["demo--part-b_c--seed-seed2"]["metrics"] == [
         {"results/demo/b.c/seed2.json": {"cache": False, "persist": True}}]
     assert stages["plot_segmentation_physionet"]["params"] == ["segmentation.plot_records"]
+    # The same jobs as Snakemake's own dry run of the whole DAG.
+    assert set(planned_jobs("-F", cwd=root)) - {"all"} == set(stages)
 
 
 def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys):
@@ -349,8 +351,9 @@ def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slu
     for path in ("dvc.lock", "results"):      # the local run's, committed in git
         run("git", "rm", "-r", "-q", path, cwd=root)
     commit(root, "start from nothing")
+    # The executor's first status query after 2 s instead of the profile's 20 (it backs off
+    # by 10 s while no job finishes): short jobs are seen done sooner, a shorter test.
     proc = snakemake("--profile", "workflow/profiles/slurm",
-                     # the first status query after 2 s instead of 20: a shorter test
                      "--slurm-init-seconds-before-status-checks", "2", cwd=root)
     submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/\d+\.log",
                            proc.stdout)

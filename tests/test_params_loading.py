@@ -147,3 +147,13 @@ def test_changed_keys_names_what_an_override_changed():
         "segmentation": {"plot_records": ["a0001"]}})
     assert changed_keys(base, changed) == ["preprocess.lowpass_hz",
                                            "segmentation.plot_records"]
+
+
+def test_overrides_follow_references_and_additional_properties():
+    schema = {"$defs": {"block": {"type": "object", "properties": {"epochs": {"type": "integer"},
+                                                                   "name": {"type": "string"}}}},
+              "type": "object",
+              "properties": {"scales": {"type": "object",
+                                        "additionalProperties": {"$ref": "#/$defs/block"}}}}
+    assert coerce_overrides({"scales": {"quick": {"epochs": "3", "name": "7"}}}, root=schema) \
+        == {"scales": {"quick": {"epochs": 3, "name": "7"}}}

@@ -20,8 +20,8 @@ from helpers_browser import render_report
 from helpers_workflow import (BIN, clone, commit, dvc, make_physionet_subset,
                               make_workflow_repo, nothing_to_do, planned_jobs, run, set_params,
                               snakemake)
-from spectnet.params import STEP_PARAMS, load_params, params_slice
 from spectnet.cli import main
+from spectnet.params import STEP_PARAMS, load_params, params_slice
 from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, write_dvc_yaml
 
 DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",

@@ -186,7 +186,8 @@ def _accepts_strings(schema: Mapping[str, Any]) -> bool:
     return not types or "string" in types
 
 
-def coerce_overrides(overrides: Any, schema: Mapping[str, Any] | None = None) -> Any:
+def coerce_overrides(overrides: Any, schema: Mapping[str, Any] | None = None,
+                     root: Mapping[str, Any] | None = None) -> Any:
     """Give command-line values the types the schema wants.
 
     Snakemake parses ``--config section='{key: 300}'`` with YAML's base loader, which
@@ -198,13 +199,20 @@ def coerce_overrides(overrides: Any, schema: Mapping[str, Any] | None = None) ->
         >>> coerce_overrides({"preprocess": {"lowpass_hz": "300", "resampler": "polyphase"}})
         {'preprocess': {'lowpass_hz': 300, 'resampler': 'polyphase'}}
     """
-    schema = load_schema() if schema is None else schema
+    root = load_schema() if root is None else root
+    schema = root if schema is None else schema
+    while isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root                   # a local reference, e.g. "#/$defs/scale"
+        for part in schema["$ref"][2:].split("/"):
+            target = target[part]
+        schema = target
     if isinstance(overrides, dict):
-        properties = schema.get("properties", {})
-        return {key: coerce_overrides(value, properties.get(key, {}))
+        extra = schema.get("additionalProperties")
+        other = extra if isinstance(extra, dict) else {}
+        return {key: coerce_overrides(value, schema.get("properties", {}).get(key, other), root)
                 for key, value in overrides.items()}
     if isinstance(overrides, list):
-        return [coerce_overrides(v, schema.get("items", {})) for v in overrides]
+        return [coerce_overrides(v, schema.get("items", {}), root) for v in overrides]
     if isinstance(overrides, str) and not _accepts_strings(schema):
         try:
             return yaml.safe_load(overrides)

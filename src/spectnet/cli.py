@@ -55,6 +55,19 @@ def cmd_params_show(args) -> None:
     print(yaml.safe_dump(load_params(args.path), sort_keys=False), end="")
 
 
+def cmd_workflow_dvc_yaml(args) -> None:
+    from spectnet.workflow import write_dvc_yaml
+    current = write_dvc_yaml(".", check=args.check)
+    print("dvc.yaml is current" if current else "dvc.yaml written")
+
+
+def cmd_workflow_sync(args) -> None:
+    from spectnet.workflow import sync
+    for line in sync("."):
+        print(line)
+    print("DVC verified the data against dvc.lock; Snakemake's records are up to date")
+
+
 def cmd_physionet_fetch(args) -> None:
     from spectnet.datasets.physionet import acquire
     params = _params(args)
@@ -231,6 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
             ("show", cmd_params_show, "print the params with every default filled in")]:
         p = step(psub, name, func, text)
         p.add_argument("path", nargs="?", default="params.yaml")
+
+    wf = sub.add_parser("workflow", help="keep Snakemake and DVC in agreement",
+                        description="The Snakefile is the one description of the DAG; "
+                                    "dvc.yaml is generated from it. Run in the repository root.")
+    wsub = wf.add_subparsers(dest="workflow_command", required=True, metavar="ACTION")
+    p = step(wsub, "dvc-yaml", cmd_workflow_dvc_yaml,
+             "write dvc.yaml from the Snakefile's DAG (one stage per job)",
+             "Write dvc.yaml from the Snakemake DAG of the default target: one stage per "
+             "job, each running its job through Snakemake, with the job's inputs as deps, "
+             "the params keys it reads and its outputs. Rerun after adding or changing a "
+             "rule, or after editing `scale` (which changes the set of jobs).")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 naming the stages if dvc.yaml is not current")
+    step(wsub, "sync", cmd_workflow_sync,
+         "after `dvc pull`: verify the data with DVC, then bring Snakemake up to date",
+         "After `dvc pull` (or `dvc checkout`, `dvc exp apply`): check that dvc.yaml is "
+         "current and that DVC finds every output equal to dvc.lock, and only then mark "
+         "them up to date for Snakemake (`snakemake --touch`), so that neither `dvc "
+         "status` nor `snakemake -n` has anything to do. Refuses, naming the stages and "
+         "files that differ, and touches nothing, if the data do not match.")
 
     physionet = sub.add_parser("physionet", help="PhysioNet/CinC 2016 heart-sound data steps",
                                description="Acquire and prepare the PhysioNet 2016 data.")

@@ -38,7 +38,8 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     # the model files record how their input was made (predict reuses it): preprocess,
     # segmentation and beats settings; changing them reruns training through the data anyway
     "train_static_physionet": (
-        "scale", "scales.{scale}.heart_sounds.static", "heart_sounds.fold",
+        "scale", "scales.{scale}.heart_sounds.static", "scales.{scale}.heart_sounds.dropout",
+        "heart_sounds.fold",
         "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.resnet",
         "heart_sounds.static", "preprocess", "segmentation.emulate_underflow", "beats"),
     "train_learnable_physionet": (
@@ -46,7 +47,8 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
         "heart_sounds.sampler", "heart_sounds.learnable", "preprocess",
         "segmentation.emulate_underflow", "beats"),
     "train_baseline_physionet": (
-        "scale", "scales.{scale}.heart_sounds.baselines", "heart_sounds.fold",
+        "scale", "scales.{scale}.heart_sounds.baselines", "scales.{scale}.heart_sounds.dropout",
+        "heart_sounds.fold",
         "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.baselines",
         "preprocess", "segmentation.emulate_underflow", "beats"),
     "evaluate_physionet": (

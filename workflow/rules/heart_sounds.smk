@@ -6,6 +6,9 @@
 
 BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
+#: The sources a training job runs (rerun when they change).
+TRAINING_CODE = ("experiments/heart_sounds.py", "training", "models", "frontend.py",
+                 "functional.py", "evaluation/metrics.py")
 
 
 wildcard_constraints:
@@ -17,7 +20,8 @@ wildcard_constraints:
 
 rule train_static_physionet:
     input:
-        BEATS,
+        beats=BEATS,
+        code=code(*TRAINING_CODE),
     output:
         directory(f"{MODELS}/static-{{n}}/seed{{seed}}"),
     params:
@@ -27,7 +31,7 @@ rule train_static_physionet:
         "logs/physionet2016/train/static-{n}-seed{seed}.log",
     shell:
         "spectnet physionet train static-{wildcards.n} --seed {wildcards.seed} "
-        "--beats {input} --out {output} --threads {threads} "
+        "--beats {input.beats} --out {output} --threads {threads} "
         "--params {params.config:q} --log {log} -q"
 
 
@@ -35,6 +39,7 @@ rule train_learnable_physionet:
     input:
         beats=BEATS,
         static=f"{MODELS}/static-{{n}}/seed{{seed}}",
+        code=code(*TRAINING_CODE),
     output:
         directory(f"{MODELS}/learnable-{{n}}/seed{{seed}}"),
     params:
@@ -50,7 +55,8 @@ rule train_learnable_physionet:
 
 rule train_baseline_physionet:
     input:
-        BEATS,
+        beats=BEATS,
+        code=code(*TRAINING_CODE),
     output:
         directory(f"{MODELS}/gammatone-{{dim}}/seed{{seed}}"),
     params:
@@ -60,7 +66,7 @@ rule train_baseline_physionet:
         "logs/physionet2016/train/gammatone-{dim}-seed{seed}.log",
     shell:
         "spectnet physionet train gammatone-{wildcards.dim} --seed {wildcards.seed} "
-        "--beats {input} --out {output} --threads {threads} "
+        "--beats {input.beats} --out {output} --threads {threads} "
         "--params {params.config:q} --log {log} -q"
 
 
@@ -68,6 +74,7 @@ rule evaluate_physionet:
     input:
         beats=BEATS,
         run=f"{MODELS}/{{run}}/seed{{seed}}",
+        code=code("experiments/heart_sounds.py", "evaluation"),
     output:
         predictions=directory("data/predictions/physionet2016/{run}/seed{seed}"),
         metrics="results/physionet2016/runs/{run}/seed{seed}.json",
@@ -98,10 +105,13 @@ rule table2_physionet:
         predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
                      for run, seed in heart_sound_runs()],
         summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
+        code=code("experiments/heart_sounds.py", "evaluation", "reporting/tables.py"),
     output:
-        csv="results/physionet2016/table2.csv",
+        csv=report("results/physionet2016/table2.csv", caption="../report/table2.rst",
+                   category="Table II"),
         markdown="results/physionet2016/table2.md",
         latex="results/physionet2016/table2.tex",
+        mcnemar="results/physionet2016/table2-mcnemar.csv",
     params:
         config=step_params("table2_physionet"),
     log:

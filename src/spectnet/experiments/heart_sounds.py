@@ -84,6 +84,7 @@ def model_spec(run: Run, params: Params) -> dict:
         raise ValueError("a learnable run's model comes from its static model: use learnable_spec")
     heart = params.heart_sounds
     frontend = heart.frontend
+    dropout = params.active_scale.heart_sounds.dropout  # None: the paper's, per model
     common = {"n_samples": params.beats.beat_length, "sample_rate": params.preprocess.sample_rate,
               "n_classes": len(CLASSES)}
     filters = {"n_filters": run.n_filters, "f_min": frontend.f_min, "f_max": frontend.f_max,
@@ -92,13 +93,14 @@ def model_spec(run: Run, params: Params) -> dict:
         learnable = ["f", "b", "a"] if heart.baselines.learnable_filters else []
         return {"architecture": f"gammatone-heartnet{run.kind[-2:]}", **common,
                 "frontend": {**filters, "learnable": [_LEARN[p] for p in learnable]},
-                "cnn": {"dropout": heart.baselines.dropout}}
+                "cnn": {"dropout": heart.baselines.dropout if dropout is None else dropout}}
     return {"architecture": "spectnet-resnet", **common,
             "frontend": {**filters, "win_length": frontend.win_length,
                          "hop_length": frontend.hop_length,
                          # parameters (frozen in stage 1), so stage 2 loads the same state dict
                          "learnable": [_LEARN[p] for p in ("f", "b", "a")]},
-            "cnn": {"dropout": heart.resnet.dropout, "quirks": heart.resnet.quirks}}
+            "cnn": {"dropout": heart.resnet.dropout if dropout is None else dropout,
+                    "quirks": heart.resnet.quirks}}
 
 
 def learnable_spec(static_spec: dict, params: Params) -> dict:

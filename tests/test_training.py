@@ -321,3 +321,4 @@ def test_partial_params_slice_is_completed_from_defaults():
     assert full["scales"]["quick"]["heart_sounds"]["static"]["epochs"] == 9
     assert full["scales"]["quick"]["heart_sounds"]["learnable"] == \
         validate_params({})["scales"]["quick"]["heart_sounds"]["learnable"]
+

@@ -8,8 +8,11 @@
 
 Both take the filterbank output ``(B, 4, T)`` (the gammatone filters applied with 'same'
 padding, see :class:`spectnet.models.classifiers.GammatoneClassifier`) and return logits.
-Keras defaults of the original are kept: batch-norm momentum 0.99 (PyTorch 0.01) and
-eps 1.1e-5 (the spec's reading of the Heartnet code).
+Batch norm uses the Heartnet code's eps (1.1e-5) but PyTorch's momentum (0.1), not
+Keras' 0.99 (0.01 in PyTorch terms): the L2 penalty shrinks the kernels every step, and
+with momentum 0.01 the running statistics lag hundreds of steps behind; a run shorter
+than Heartnet's 300 epochs then evaluates with statistics off by orders of magnitude
+(measured: the validation predictions collapse to one class; ``docs/deviations.md``).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spectnet.models.shapes import flat_size
+
 __all__ = ["Heartnet1D", "Heartnet2D"]
 
-_BN = {"momentum": 0.01, "eps": 1.1e-5}
+_BN = {"eps": 1.1e-5}
 
 
 def _branch_1d(dropout: float) -> nn.Sequential:
@@ -72,8 +77,7 @@ class Heartnet1D(nn.Module):
         super().__init__()
         self.n_samples, self.n_branches = int(n_samples), int(n_branches)
         self.branches = nn.ModuleList(_branch_1d(dropout) for _ in range(n_branches))
-        with torch.no_grad():
-            self.n_features = self._features(torch.zeros(1, n_branches, n_samples)).shape[1]
+        self.n_features = flat_size(self, self._features, 1, n_branches, n_samples)
         self.head = _DenseHead(self.n_features, n_classes, dropout=0.0)
 
     def _features(self, filtered: Tensor) -> Tensor:
@@ -114,8 +118,7 @@ class Heartnet2D(nn.Module):
             nn.Conv2d(8, 4, (2, 5), bias=False), nn.BatchNorm2d(4, **_BN), nn.ReLU(),
             nn.Dropout(dropout), nn.MaxPool2d((1, 2)),
         )
-        with torch.no_grad():
-            self.n_features = self.body(torch.zeros(1, 1, n_filters, n_samples)).flatten(1).shape[1]
+        self.n_features = flat_size(self, self.body, 1, 1, n_filters, n_samples)
         self.head = _DenseHead(self.n_features, n_classes, dropout=0.0)
 
     def forward(self, filtered: Tensor) -> Tensor:

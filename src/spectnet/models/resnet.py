@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spectnet.models.shapes import flat_size
+
 __all__ = ["SpectNetResNet"]
 
 
@@ -80,8 +82,7 @@ class SpectNetResNet(nn.Module):
         self.conv31 = nn.Conv2d(128, 128, 3, stride=2, padding=1, dilation=(2, 1))
         self.bn31 = nn.BatchNorm2d(128)
         self.drop = nn.Dropout2d(dropout)  # one module shared by every block, as in the code
-        with torch.no_grad():
-            self.n_features = self.features(torch.zeros(1, 1, n_frames, n_filters)).shape[1]
+        self.n_features = flat_size(self, self.features, 1, 1, n_frames, n_filters)
         self.fc1 = nn.Linear(self.n_features, 100)
         self.fc2 = nn.Linear(100, n_classes)
 

@@ -41,4 +41,4 @@ rule all:
     input:
         rules.segment_physionet.output,
         rules.plot_segmentation_physionet.output,
-        rules.preprocess_scenes.output,
+        rules.table_scenes.output,

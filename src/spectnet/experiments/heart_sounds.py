@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spectnet.atomic import atomic_dir, atomic_write_text, remove_path
+from spectnet.atomic import atomic_dir
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
 from spectnet.evaluation.statistics import bootstrap_ci
-from spectnet.models import build_model
-from spectnet.training.checkpoint import load_model, read_model_file, save_model
+from spectnet.experiments.runs import default_device, fit_run, read_init_model, resume_dir
+from spectnet.training.checkpoint import load_model
 from spectnet.training.data import ExampleSet, load_examples
-from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+from spectnet.training.trainer import StageSettings, predict_proba
 
 __all__ = ["CLASSES", "Run", "parse_run", "run_names", "model_spec", "learnable_spec",
            "stage_settings",
@@ -168,13 +168,6 @@ def score(probabilities: np.ndarray, examples: ExampleSet) -> dict[str, float]:
             **{k: metrics[k] for k in ("sensitivity", "specificity", "precision", "f1", "macc")}}
 
 
-def resume_dir(out_dir: str | Path) -> Path:
-    """Where a run keeps its resume checkpoint until it finishes: a hidden sibling of the
-    output (Snakemake removes a failed job's outputs, never this)."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f".{out_dir.name}.resume"
-
-
 def _task_info(params: Params, run: Run, seed: int) -> dict:
     """What a model file needs besides weights to classify a new recording."""
     return {"task": TASK, "classes": list(CLASSES), "run": run.name, "seed": seed,
@@ -197,63 +190,22 @@ def train_run(name: str, seed: int, params: Params, beats_dir: str | Path,
         init_model: for ``learnable-N``, the ``static-N`` model file to start from.
     """
     run = parse_run(name, params)
-    out_dir = Path(out_dir)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    init_info = None
-    if run.kind == "learnable":
-        if init_model is None:
-            raise SpectNetError(f"{run.name} is fine-tuned from static-{run.n_filters}: "
-                                "give its model file (--init)")
-        init_info = read_model_file(init_model)
-        if init_info.get("run") != f"static-{run.n_filters}":
-            raise SpectNetError(f"{init_model}: {run.name} fine-tunes static-{run.n_filters}, "
-                                f"but this model is {init_info.get('run')!r}")
-        spec = learnable_spec(init_info["spec"], params)
-    elif init_model is not None:
-        raise SpectNetError(f"{run.name} trains from scratch; --init is only for learnable runs")
-    else:
-        spec = model_spec(run, params)
-    torch.manual_seed(seed)
-    model = build_model(spec)
-    if init_info is not None:
-        model.load_state_dict(init_info["state_dict"])
+    device = default_device(device)
+    init_info = read_init_model(run.name, f"static-{run.n_filters}"
+                                if run.kind == "learnable" else None, init_model)
+    spec = learnable_spec(init_info["spec"], params) if init_info else model_spec(run, params)
     stage = stage_settings(run, params, device)
     train = load_split(beats_dir, params.heart_sounds.fold, "train", device)
     validation = load_split(beats_dir, params.heart_sounds.fold, "validation", device)
     log.info("%s seed %d (%s scale): %d training beats, %d validation beats of %d recordings, "
              "%s", run.name, seed, params.scale, len(train), len(validation),
              len(set(validation.groups)), device)
-    work = resume_dir(out_dir)
-    init_epoch = init_info.get("epoch") if init_info else None
-    result = train_stage(
-        model, stage, train, validation, score, seed=seed, work_dir=work,
-        run_settings={"spec": spec, "init": str(init_model) if init_model else None,
-                      "init_epoch": init_epoch, "fold": params.heart_sounds.fold},
-        progress=progress, live_dir=work / "dvclive")
-
-    info = _task_info(params, run, seed)
-    summary = {**{k: info[k] for k in ("run", "seed", "scale")},
-               "epochs": len(result.history), "best_epoch": result.best_epoch,
-               "best": result.best, "last": result.history[-1],
-               "train_examples": len(train), "validation_beats": len(validation),
-               "validation_recordings": int(len(set(validation.groups))),
-               "initialised_from": str(init_model) if init_model else None,
-               "train_seconds": float(sum(r["train_seconds"] for r in result.history)),
-               "stage": stage.__dict__}
-    with atomic_dir(out_dir) as tmp:
-        for file, state, epoch in (("best.pt", result.best_state, result.best_epoch),
-                                   ("last.pt", result.last_state, len(result.history))):
-            model.load_state_dict(state)
-            save_model(tmp / file, model, spec, **info, epoch=epoch,
-                       validation=result.history[epoch - 1])
-        pd.DataFrame(result.history).to_csv(tmp / "history.csv", index=False)
-        pd.DataFrame(result.frontend_trace).to_csv(tmp / "frontend.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if (work / "dvclive").exists():
-            (work / "dvclive").rename(tmp / "dvclive")
-    remove_path(work)
-    return summary
+    return fit_run(spec, stage, train, validation, score, seed=seed, out_dir=out_dir,
+                   info=_task_info(params, run, seed), init=init_info, init_model=init_model,
+                   run_settings={"fold": params.heart_sounds.fold},
+                   summary={"validation_beats": len(validation),
+                            "validation_recordings": int(len(set(validation.groups)))},
+                   progress=progress)
 
 
 def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | Path,
@@ -265,7 +217,7 @@ def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | P
     recording) and ``metrics.json``: beat accuracy and recording-level metrics with
     bootstrap intervals over recordings, per-subset metrics and confusion matrices.
     """
-    model, info = load_model(model_path, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, info = load_model(model_path, default_device(device))
     heart = params.heart_sounds
     validation = load_split(beats_dir, heart.fold, "validation",
                             next(model.parameters()).device)

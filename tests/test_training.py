@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers_training import kill_after_first_checkpoint
 from spectnet.cli import main
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
@@ -273,17 +272,9 @@ def test_killed_run_resumes_to_the_same_result_and_seeds_are_deterministic(small
     for out in (plain, again):
         subprocess.run(_train_command(small_beats_dir, out, params), check=True, env=env,
                        capture_output=True)
-    proc = subprocess.Popen(_train_command(small_beats_dir, killed, params), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = resume_dir(killed) / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists() and not killed.exists(), "the kill came too late to test resume"
-    done = len(torch.load(checkpoint, weights_only=True)["history"])
-    assert 1 <= done < 4
+    done = kill_after_first_checkpoint(_train_command(small_beats_dir, killed, params),
+                                       resume_dir(killed) / "checkpoint.pt", env)
+    assert 1 <= done < 4 and not killed.exists(), "the kill came too late to test resume"
     resumed = subprocess.run(_train_command(small_beats_dir, killed, params), env=env,
                              capture_output=True, text=True, check=True)
     assert f"resuming {resume_dir(killed)} after epoch {done} of 4" in resumed.stderr

@@ -134,7 +134,8 @@ def workdir(tmp_path_factory, physionet_dir):
 
 
 def local_config(root):
-    return ["--config", f"physionet={{source: local, local_path: {root / 'physionet-copy'}, "
+    return ["--config", "scale=smoke",
+            f"physionet={{source: local, local_path: {root / 'physionet-copy'}, "
             f"folds: {{source: local, local_path: {root / 'physionet-copy' / 'folds'}}}}}",
             "segmentation={plot_records: [a0001, e00001]}",
             f"scenes={{data: {{esc10: {{local_path: {root / 'esc10-copy'}}}}}}}"]
@@ -160,6 +161,8 @@ def test_workflow_builds_data_then_has_nothing_to_do(workdir):
     assert len(units) == 40 and units["label"].nunique() == 10  # the ESC-10 copy, auto
     chosen = json.loads((workdir / "data/raw/scenes/dataset.json").read_text())
     assert chosen["dataset"] == "esc10" and "no DCASE 2016" in chosen["reason"]
+    table = pd.read_csv(workdir / "results/scenes/esc10/table3.csv")
+    assert set(table["scale"]) == {"smoke"} and (table.groupby("run")["n"].first() == 1).sum() == 7
     again = snakemake("-n", "--cores", "2", *local_config(workdir), cwd=workdir)
     assert "Nothing to be done" in again.stdout
     snakemake("--report", "report.zip", *local_config(workdir), cwd=workdir)

@@ -150,7 +150,7 @@ class ScalesConfig(_Section):
         ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))
     quick: ScaleConfig = field(default_factory=lambda: _scale(
         (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 1000,
-        ((1,), (3, 8, 16), (2, 8, 16), 1000)))
+        ((1,), (3, 8, 16), (2, 8, 8), 1000)))
     smoke: ScaleConfig = field(default_factory=lambda: _scale(
         (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 50,
         ((1,), (1, 4, 1), (1, 4, 1), 50)))

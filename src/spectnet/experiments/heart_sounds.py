@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from spectnet.config import Params
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
 from spectnet.evaluation.statistics import bootstrap_ci
-from spectnet.experiments.runs import default_device, fit_run, read_init_model, resume_dir
+from spectnet.experiments.runs import Run, default_device, fit_run, read_init_model, resume_dir
 from spectnet.training.checkpoint import load_model
 from spectnet.training.data import ExampleSet, load_examples
 from spectnet.training.trainer import StageSettings, predict_proba
@@ -45,17 +44,6 @@ CLASSES = ("normal", "abnormal")
 TASK = "physionet2016-heart-sounds"
 _RUN = re.compile(r"^(?:(static|learnable)-(\d+)|gammatone-(1d|2d))$")
 _LEARN = {"f": "center_frequency", "b": "bandwidth", "a": "amplitude", "n": "order"}
-
-
-@dataclass(frozen=True)
-class Run:
-    """One configuration of the grid: ``kind`` is static, learnable, gammatone-1d or -2d."""
-    kind: str
-    n_filters: int
-
-    @property
-    def name(self) -> str:
-        return self.kind if self.kind.startswith("gammatone") else f"{self.kind}-{self.n_filters}"
 
 
 def parse_run(name: str, params: Params) -> Run:

@@ -11,6 +11,7 @@ workflow manager does not delete when the job fails or is killed.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -24,7 +25,19 @@ from spectnet.training.checkpoint import read_model_file, save_model
 from spectnet.training.data import ExampleSet
 from spectnet.training.trainer import StageSettings, train_stage
 
-__all__ = ["default_device", "resume_dir", "read_init_model", "fit_run"]
+__all__ = ["Run", "default_device", "resume_dir", "read_init_model", "fit_run"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One configuration of an experiment's grid: ``kind`` is ``static``, ``learnable``
+    (SpectNet-N, ``n_filters`` = N) or a named baseline (``gammatone-1d``)."""
+    kind: str
+    n_filters: int
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.kind.startswith("gammatone") else f"{self.kind}-{self.n_filters}"
 
 
 def default_device(device: torch.device | str | None = None) -> torch.device:

@@ -34,16 +34,16 @@ from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import (confusion_matrix, mean_posterior, multiclass_metrics,
                                          per_class_metrics)
 from spectnet.evaluation.statistics import bootstrap_ci
-from spectnet.experiments.runs import default_device, fit_run, read_init_model
+from spectnet.experiments.runs import Run, default_device, fit_run, read_init_model
 from spectnet.preprocessing.clips import UnitDataset
 from spectnet.training.checkpoint import load_model
 from spectnet.training.data import ExampleSet, load_examples
 from spectnet.training.trainer import StageSettings, predict_proba
 
-__all__ = ["TASK", "METRICS", "PAPER_TABLE_III", "Run", "parse_run", "run_names",
-           "model_spec", "learnable_spec", "stage_settings", "open_store", "load_split",
-           "score", "train_run", "evaluate_run", "bootstrap_evaluations", "table_iii",
-           "write_table_iii"]
+__all__ = ["TASK", "METRICS", "PAPER_TABLE_III", "Evaluation", "parse_run", "run_names",
+           "run_label", "model_spec", "learnable_spec", "stage_settings", "open_store",
+           "load_split", "score", "train_run", "evaluate_run", "bootstrap_evaluations",
+           "table_iii", "write_table_iii"]
 
 log = logging.getLogger(__name__)
 
@@ -86,20 +86,9 @@ EVAL_BATCH = 16
 IN_MEMORY_BYTES = 2 << 30
 
 
-@dataclass(frozen=True)
-class Run:
-    """One configuration of the grid: ``kind`` is ``static`` or ``learnable``."""
-    kind: str
-    n_filters: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}-{self.n_filters}"
-
-    @property
-    def label(self) -> str:
-        """The row name of the run in Table III."""
-        return f"{self.kind.capitalize()} SpectNet-{self.n_filters}"
+def run_label(run: Run) -> str:
+    """The row name of a run in Table III."""
+    return f"{run.kind.capitalize()} SpectNet-{run.n_filters}"
 
 
 def parse_run(name: str) -> Run:
@@ -413,7 +402,7 @@ def table_iii(params: Params, units_dir: str | Path, metrics_dir: str | Path,
         paper = {METRICS[k]: v for k, v in PAPER_TABLE_III.get(name, {}).items()}
         if name not in names:  # a row of the paper's table outside our grid
             for level in rows:
-                rows[level] += tidy_rows(name, parse_run(name).label,
+                rows[level] += tidy_rows(name, run_label(parse_run(name)),
                                          {c: [] for c in METRICS.values()}, paper=paper,
                                          dataset=dataset, scale=params.scale)
             continue
@@ -444,7 +433,7 @@ def table_iii(params: Params, units_dir: str | Path, metrics_dir: str | Path,
             "train_minutes": float(np.mean([s["train_seconds"] for s in summaries])) / 60}
         for level in rows:
             rows[level] += tidy_rows(
-                name, parse_run(name).label,
+                name, run_label(parse_run(name)),
                 {column: [100 * m["metrics"][level][k] for m, _, _ in read]
                  for k, column in METRICS.items()},
                 intervals={column: tuple(100 * v for v in intervals[level][k])
@@ -474,7 +463,7 @@ def _notes(params: Params, store: UnitDataset, tidy: pd.DataFrame, level: str) -
     def stages(kind):  # how the runs of a kind trained, from their summaries
         rows = trained[trained["run"].str.startswith(kind)]
         return "; ".join(sorted({
-            f"{r.epochs:g} epochs of "
+            f"{r.epochs:g} epoch{'' if r.epochs == 1 else 's'} of "
             + ("one pass" if pd.isna(r.steps_per_epoch) else f"{r.steps_per_epoch:g} batches")
             + f" (batch {r.batch_size:g})" for r in rows.itertuples()})) or "none"
 
@@ -484,10 +473,11 @@ def _notes(params: Params, store: UnitDataset, tidy: pd.DataFrame, level: str) -
              f"non-overlapping {unit['length_s']:g}-s segments of each clip")
     notes = [
         f"Ours: {_DATASET_NAMES.get(dataset, dataset)}, {len(store.classes)} classes, "
-        f"{info.get('clips_ok', '?')} clips ({info.get('reason', '')}).",
+        f"{info.get('clips_ok', '?')} clips" + (f" ({info['reason']})" if info.get("reason")
+                                                else "") + ".",
         f"{scale} scale: fold{'s' if len(budget.folds) > 1 else ''} "
         f"{', '.join(map(str, budget.folds))}"
-        + (f" of {', '.join(map(str, all_folds))}; folds {', '.join(map(str, skipped))} not run "
+        + (f" (of {', '.join(map(str, all_folds))}); folds {', '.join(map(str, skipped))} not run "
            f"(not in scales.{scale}.scenes.folds)" if skipped else "")
         + f"; seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; trained: "
         f"static {stages('static')}, learnable {stages('learnable')}. "

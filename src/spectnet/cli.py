@@ -91,6 +91,9 @@ def _device(args):
 def cmd_physionet_train(args) -> None:
     from spectnet.experiments.heart_sounds import train_run
     params = _params(args)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     summary = train_run(args.run, args.seed, params, args.beats, args.out, init_model=args.init,
                         device=_device(args), progress=not args.quiet)
     best = summary["best"]
@@ -101,7 +104,8 @@ def cmd_physionet_train(args) -> None:
 
 def cmd_physionet_evaluate(args) -> None:
     from spectnet.experiments.heart_sounds import evaluate_run
-    metrics = evaluate_run(args.model, args.beats, args.out, _params(args), device=_device(args))
+    metrics = evaluate_run(args.model, args.beats, args.out, args.metrics, _params(args),
+                           device=_device(args))
     m = metrics["metrics"]
     log.info("%s seed %s on %d recordings: MAcc %.4f, Se %.4f, Sp %.4f, beat accuracy %.4f -> %s",
              metrics["run"], metrics["seed"], metrics["recordings"], m["macc"], m["sensitivity"],
@@ -151,6 +155,26 @@ def cmd_scenes_table(args) -> None:
                             args.models_dir, args.out)
     log.info("Table III (%d runs, %s) -> %s.{csv,md,tex}", table["run"].nunique(),
              table["dataset"].iloc[0], args.out)
+
+
+def cmd_predict(args) -> None:
+    import json
+
+    from spectnet.prediction import HeartSoundClassifier
+    classifier = HeartSoundClassifier(args.model, device=args.device)
+    failed = 0
+    out = open(args.out, "w") if args.out else sys.stdout
+    try:
+        for result in classifier.predict_files(args.audio):
+            failed += "error" in result
+            print(json.dumps(result), file=out, flush=True)
+            if "error" in result:
+                log.error("%s: %s", result["file"], result["error"])
+    finally:
+        if args.out:
+            out.close()
+    if failed:
+        raise SpectNetError(f"{failed} of {len(args.audio)} files could not be classified")
 
 
 def cmd_plot_segmentation(args) -> None:
@@ -275,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--init", type=Path, help="learnable-N: the static-N model file to fine-tune")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -284,10 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
              "Evaluate MODEL on the beats of validation{fold}: beat accuracy, recording-level "
              "majority vote (ties -> abnormal) with Se, Sp, precision, F1 and MAcc, bootstrap "
              "confidence intervals over recordings, per-subset metrics and confusion matrices. "
-             "Writes OUT/metrics.json, OUT/beats.csv and OUT/recordings.csv.")
+             "Writes the predictions to OUT/beats.csv and OUT/recordings.csv and the metrics "
+             "to METRICS (JSON).")
     p.add_argument("--model", required=True, type=Path, help="a model file (best.pt / last.pt)")
     p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
-    p.add_argument("--out", required=True, type=Path, help="results directory to write")
+    p.add_argument("--out", required=True, type=Path, help="predictions directory to write")
+    p.add_argument("--metrics", required=True, type=Path, help="metrics file (JSON) to write")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
@@ -369,6 +396,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directories of `scenes train`, as RUN/foldK/seedS/")
     p.add_argument("--out", required=True, type=Path, help="output path without suffix")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
+    p = step(sub, "predict", cmd_predict,
+             "classify heart-sound recordings with a trained model",
+             "Classify each AUDIO file (WAV, FLAC, OGG, ...; any sample rate; mono or stereo) "
+             "as normal or abnormal with MODEL, going through the preprocessing and "
+             "segmentation the model was trained with (recorded in the model file). Prints "
+             "one JSON line per file: label, p_abnormal (mean beat posterior), "
+             "abnormal_beats (fraction; >= 0.5 is abnormal), n_beats, heart_rate_bpm, "
+             "duration_s; or the file and an error (unreadable, too short to segment, no "
+             "complete cycle) without stopping the others. Exit status 1 if any file failed.")
+    p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="recordings to classify")
+    p.add_argument("--model", required=True, type=Path, help="a model file (best.pt)")
+    p.add_argument("--out", type=Path, help="write the JSON lines here instead of stdout")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from spectnet.atomic import atomic_dir
+from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
@@ -197,13 +197,15 @@ def train_run(name: str, seed: int, params: Params, beats_dir: str | Path,
 
 
 def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | Path,
-                 params: Params, device: torch.device | str | None = None) -> dict:
+                 metrics_path: str | Path, params: Params,
+                 device: torch.device | str | None = None) -> dict:
     """Evaluate a trained model on ``validation{fold}`` and write the results.
 
-    ``out_dir`` gets ``beats.csv`` (every validation beat: record, subset, label,
-    probability of abnormal, prediction), ``recordings.csv`` (majority vote per
-    recording) and ``metrics.json``: beat accuracy and recording-level metrics with
-    bootstrap intervals over recordings, per-subset metrics and confusion matrices.
+    ``out_dir`` gets the predictions: ``beats.csv`` (every validation beat: record,
+    subset, label, probability of abnormal, prediction) and ``recordings.csv`` (majority
+    vote per recording). ``metrics_path`` (JSON) gets beat accuracy and recording-level
+    metrics with bootstrap intervals over recordings, per-subset metrics and confusion
+    matrices.
     """
     model, info = load_model(model_path, default_device(device))
     heart = params.heart_sounds
@@ -255,5 +257,5 @@ def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | P
     with atomic_dir(out_dir) as tmp:
         beats.to_csv(tmp / "beats.csv", index=False)
         recordings.to_csv(tmp / "recordings.csv", index=False)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -47,7 +47,7 @@ __all__ = ["tidy_rows", "display_table", "to_markdown", "to_latex", "write_table
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                   "^": r"\textasciicircum{}", "±": r"$\pm$", "Δ": r"$\Delta$",
-                  "−": "--", "–": "--"}
+                  "—": "---", "–": "--", "−": "--"}
 
 
 def tidy_rows(run: str, model: str, values: Mapping[str, Sequence[float]], *,

@@ -18,13 +18,12 @@ import pytest
 import torch
 
 from conftest import DATA_ROOT, REPO, require
-from helpers_training import kill_after_first_checkpoint
+from helpers_training import assert_killed_run_resumes_exactly
 from spectnet.cli import main
 from spectnet.config import Params, ScenesConfig
 from spectnet.datasets.clips import read_esc10, write_clip_dataset
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import multiclass_metrics
-from spectnet.experiments.runs import resume_dir
 from spectnet.experiments.scenes import (EVAL_BATCH, Evaluation, bootstrap_evaluations,
                                          evaluate_run, parse_run, run_names, score,
                                          stage_settings, train_run, write_table_iii)
@@ -293,23 +292,8 @@ def _train_command(units: Path, out: Path, params: Params) -> list[str]:
 @pytest.mark.slow
 def test_killed_scene_run_resumes_to_the_same_result(small_units, tmp_path):
     params = scene_params(static=(3, 4, 2))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plain, killed = tmp_path / "plain", tmp_path / "killed"
-    subprocess.run(_train_command(small_units, plain, params), check=True, env=env,
-                   capture_output=True)
-    done = kill_after_first_checkpoint(_train_command(small_units, killed, params),
-                                       resume_dir(killed) / "checkpoint.pt", env)
-    assert 1 <= done < 3 and not killed.exists(), "the kill came too late to test resume"
-    resumed = subprocess.run(_train_command(small_units, killed, params), env=env,
-                             capture_output=True, text=True, check=True)
-    assert f"resuming {resume_dir(killed)} after epoch {done} of 3" in resumed.stderr
-    timing = ["train_seconds", "epoch_seconds"]
-    pd.testing.assert_frame_equal(pd.read_csv(plain / "history.csv").drop(columns=timing),
-                                  pd.read_csv(killed / "history.csv").drop(columns=timing))
-    for file in ("best.pt", "last.pt"):
-        a, b = (read_model_file(d / file)["state_dict"] for d in (plain, killed))
-        assert all(torch.equal(a[k], b[k]) for k in a), file
-    assert not resume_dir(killed).exists()
+    assert_killed_run_resumes_exactly(lambda out: _train_command(small_units, out, params),
+                                      tmp_path, epochs=3)
 
 
 # ----------------------------------------------------------------------------- workflow

@@ -167,7 +167,7 @@ def main(argv=None) -> int:
     print(f"recordings segmented: {len(ok)} of {len(rows)}  ({len(rows) - len(ok)} errors)")
     print(f"audio: {hours:.3f} h ({hours * 3600:.0f} s, first 60 s of each record)")
     print(f"wall (read + preprocess + segment + beats, {args.workers} workers): {wall:.1f} s")
-    print(f"CPU s per hour of audio (summed over workers):")
+    print("CPU s per hour of audio (summed over workers):")
     print(f"  decoder (Viterbi + backtrack)             : {decode / hours:8.2f}")
     print(f"  full segmentation step (filter, features, HR, emissions, decode, expand): "
           f"{segment / hours:8.2f}")

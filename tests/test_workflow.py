@@ -1,4 +1,6 @@
-"""The Snakemake workflow and the DVC pipeline: validation, agreement, incremental reruns."""
+"""The Snakemake workflow and the DVC pipeline over one DAG: the generated dvc.yaml,
+parameter overrides, incremental reruns, and the two tools agreeing whichever ran a step,
+after sharing through a real local DVC remote included."""
 
 from __future__ import annotations
 
@@ -7,44 +9,23 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import DATA_ROOT, REPO, make_raw_dir, require
+from conftest import REPO
+from helpers_browser import render_report
+from helpers_workflow import (BIN, clone, commit, dvc, make_physionet_subset,
+                              make_workflow_repo, nothing_to_do, planned_jobs, run, set_params,
+                              snakemake)
+from spectnet.cli import main
 from spectnet.params import STEP_PARAMS, load_params, params_slice
+from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, write_dvc_yaml
 
-BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-
-
-def snakemake(*args, cwd=REPO, check=True):
-    proc = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=ENV,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}")
-    return proc
-
-
-def planned_jobs(*args, cwd=REPO) -> dict[str, dict]:
-    """Parse a dry run: rule name -> {input, output, log, shell}."""
-    out = snakemake("-n", "-p", "--cores", "2", *args, cwd=cwd).stdout
-    jobs = {}
-    for block in re.split(r"\n(?=rule \w+:)", out)[1:]:
-        name = re.match(r"rule (\w+):", block).group(1)
-        fields = dict(re.findall(r"^    (input|output|log): (.*)$", block, re.M))
-        shell = re.search(r"^Shell command: (.*)$", block, re.M)
-        files = {key: sorted(fields[key].split(", ")) if key in fields else []
-                 for key in ("input", "output")}
-        command = shell.group(1) if shell and shell.group(1) != "None" else None
-        jobs[name] = {**files, "log": fields.get("log"), "shell": command}
-    return jobs
+DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",
+              "plot_segmentation_physionet"}
 
 
 def split_command(cmd: str) -> tuple[list[str], str | None]:
@@ -61,135 +42,323 @@ def split_command(cmd: str) -> tuple[list[str], str | None]:
     return kept, params
 
 
-def test_dvc_stages_match_snakemake_rules():
+# ------------------------------------------------------------- the one description
+def test_committed_dvc_yaml_is_the_one_the_snakefile_gives():
+    assert write_dvc_yaml(REPO, check=True)
+
+
+def test_each_dvc_stage_runs_its_snakemake_job_with_the_same_files_and_params():
+    """Against an independent oracle: Snakemake's own dry run of the whole DAG."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    jobs = planned_jobs("-F")
-    rules = {name for name in jobs if jobs[name]["shell"]}
-    assert set(stages) == rules == set(STEP_PARAMS)
+    jobs = {name: job for name, job in planned_jobs("-F", cwd=REPO).items() if job["output"]}
+    assert set(stages) == set(jobs)
     config = load_params(REPO / "params.yaml")
     for name, stage in stages.items():
         job = jobs[name]
-        dvc_cmd, dvc_params = split_command(stage["cmd"])
-        smk_cmd, smk_params = split_command(job["shell"])
-        assert dvc_cmd == smk_cmd, name
-        assert dvc_params == "params.yaml"
-        # Each rule gets exactly the params slice DVC declares for the stage.
+        runner, _, comment = stage["cmd"].partition("  # ")
+        tokens = shlex.split(runner)
+        assert tokens[:5] == ["snakemake", "--force", "--no-hooks", "--allowed-rules", name]
+        outs = [next(iter(o)) for kind in ("outs", "metrics", "plots")
+                for o in stage.get(kind, [])]
+        assert sorted(tokens[6:]) == sorted(outs) == job["output"], name
+        assert sorted(stage.get("deps", [])) == job["input"], name
+        # The rule's command template follows, so editing it changes the stage's cmd.
+        assert comment.startswith(f"{name}: spectnet ")
+        _, smk_params = split_command(job["shell"])
         assert json.loads(smk_params) == params_slice(config, name)
         assert stage.get("params", []) == list(STEP_PARAMS[name])
-        outs = [next(iter(o)) if isinstance(o, dict) else o
-                for kind in ("outs", "metrics", "plots") for o in stage.get(kind, [])]
-        assert sorted(outs) == job["output"], name
-        data_deps = sorted(d for d in stage.get("deps", []) if not d.startswith("src/"))
-        assert data_deps == job["input"], name
-        code_deps = [d for d in stage.get("deps", []) if d.startswith("src/")]
-        assert all((REPO / d).exists() for d in code_deps), name
+        for kind in ("outs", "metrics", "plots"):
+            for out in stage.get(kind, []):
+                (path, options), = out.items()
+                assert options["persist"] is True           # DVC never restores behind
+                assert options.get("cache", True) == (not path.startswith("results/"))
 
 
-def test_invalid_param_fails_the_dry_run_naming_key_and_rule():
-    proc = snakemake("-n", "--cores", "1", "--config", "preprocess={lowpass_hz: 0}",
-                     check=False)
+def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
+    monkeypatch.setitem(STEP_PARAMS, "train", ("scale", "scales.{scale}.heart_sounds",
+                                               "heart_sounds.{frontend}"))
+    params = {"scale": "quick", "scales": {"quick": {"heart_sounds": {"epochs": 2}},
+                                           "full": {"heart_sounds": {"epochs": 50}}},
+              "heart_sounds": {"static": {"lr": 0.1}, "learnable": {"lr": 0.01}}}
+    wildcards = {"frontend": "static", "seed": "3"}
+    job = Job(rule="train", wildcards=tuple(wildcards.items()),
+              inputs=("data/processed/beats", "src/spectnet/training.py"),
+              outputs=(("models/static/seed3/model.pt", False),
+                       ("results/static/seed3/metrics.json", False),
+                       ("results/static/seed3/curves", True),
+                       ("results/static/seed3/table.csv", False)),
+              shell="spectnet train --out {output[0]} --params {params.config:q}",
+              params_json=json.dumps(params_slice(params, "train", wildcards)))
+    assert job.stage == stage_name("train", wildcards) == "train--frontend-static--seed-3"
+    stage = dvc_stage(job, params)
+    assert stage["params"] == ["scale", "scales.quick.heart_sounds", "heart_sounds.static"]
+    assert stage["deps"] == ["data/processed/beats", "src/spectnet/training.py"]
+    assert stage["outs"] == [{"models/static/seed3/model.pt": {"persist": True}},
+                             {"results/static/seed3/table.csv": {"cache": False,
+                                                                 "persist": True}}]
+    assert stage["metrics"] == [{"results/static/seed3/metrics.json": {"cache": False,
+                                                                       "persist": True}}]
+    assert list(stage["plots"][0]) == ["results/static/seed3/curves"]
+    assert stage["cmd"].startswith("snakemake --force --no-hooks --allowed-rules train -- "
+                                   "models/static/seed3/model.pt results/static/seed3/")
+    # A rule passing another slice than STEP_PARAMS declares is refused.
+    other = Job(**{**job.__dict__, "params_json": json.dumps({"scale": "quick"})})
+    with pytest.raises(WorkflowError, match=r"rule train: its params.config is not the slice"):
+        dvc_stage(other, params)
+
+
+def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_path):
+    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
+    (root / "workflow/rules/demo.smk").write_text(
+        'rule demo:\n'
+        '    input: "data/interim/physionet2016"\n'
+        '    output: "results/demo/{part}/{seed}.json"\n'
+        '    shell: "echo {wildcards.part} > {output}"\n')
+    rules = root / "workflow/rules/segmentation.smk"     # a params slice from wildcards
+    rules.write_text(rules.read_text().replace(
+        'config=step_params("plot_segmentation_physionet")',
+        'config=lambda wildcards: step_params("plot_segmentation_physionet", wildcards)'))
+    snakefile = root / "Snakefile"
+    snakefile.write_text(snakefile.read_text().replace(
+        'include: "workflow/rules/segmentation.smk"\n',
+        'include: "workflow/rules/segmentation.smk"\ninclude: "workflow/rules/demo.smk"\n'
+    ).replace("        rules.plot_segmentation_physionet.output,\n",
+              "        rules.plot_segmentation_physionet.output,\n        expand("
+              "'results/demo/{part}/seed{seed}.json', part=['a', 'b.c'], seed=[1, 2]),\n"))
+    write_dvc_yaml(root)
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    assert set(stages) == DATA_RULES | {"demo--part-a--seed-seed1", "demo--part-a--seed-seed2",
+                                        "demo--part-b_c--seed-seed1",
+                                        "demo--part-b_c--seed-seed2"}
+    assert stages["demo--part-b_c--seed-seed2"]["metrics"] == [
+        {"results/demo/b.c/seed2.json": {"cache": False, "persist": True}}]
+    assert stages["plot_segmentation_physionet"]["params"] == ["segmentation.plot_records"]
+    # The same jobs as Snakemake's own dry run of the whole DAG.
+    assert set(planned_jobs("-F", cwd=root)) - {"all"} == set(stages)
+
+
+def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys):
+    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())
+    stages["stages"]["segment_physionet"]["params"] = ["beats"]
+    del stages["stages"]["fetch_physionet"]
+    (root / "dvc.yaml").write_text(yaml.safe_dump(stages))
+    with pytest.raises(WorkflowError, match=r"dvc.yaml is not the one the Snakefile gives "
+                                            r"\(missing stages: fetch_physionet; stages that "
+                                            r"differ: segment_physionet\); run `spectnet "
+                                            r"workflow dvc-yaml`"):
+        write_dvc_yaml(root, check=True)
+    monkeypatch.chdir(root)
+    assert main(["workflow", "dvc-yaml", "--check"]) == 1
+    assert "stages that differ: segment_physionet" in capsys.readouterr().err
+    assert main(["workflow", "dvc-yaml"]) == 0 and write_dvc_yaml(root, check=True) is True
+
+
+# ------------------------------------------------------------ parameters on the CLI
+def test_nested_numeric_config_override_reaches_the_rule():
+    jobs = planned_jobs("-F", "--config", "preprocess={lowpass_hz: 300, remove_spikes: false}",
+                        cwd=REPO)
+    _, config = split_command(jobs["preprocess_physionet"]["shell"])
+    assert json.loads(config)["preprocess"]["lowpass_hz"] == 300
+    assert json.loads(config)["preprocess"]["remove_spikes"] is False
+
+
+def test_invalid_and_unknown_params_fail_the_dry_run_naming_key_and_rule():
+    proc = snakemake("-n", "--cores", "1", "--config",
+                     "preprocess={lowpass_hz: 0, lowpas_hz: 300}", cwd=REPO, check=False)
     assert proc.returncode != 0
-    assert "preprocess.lowpass_hz" in proc.stdout
-    assert "read by: preprocess_physionet" in proc.stdout
+    assert ("params.yaml (+ --config): preprocess.lowpass_hz: 0 is less than or equal to "
+            "the minimum of 0 (read by: preprocess_physionet)") in proc.stdout
+    assert "'lowpas_hz' was unexpected" in proc.stdout
 
 
-def test_unknown_param_key_fails_the_dry_run():
-    proc = snakemake("-n", "--cores", "1", "--config", "preprocess={lowpas_hz: 300}",
-                     check=False)
-    assert proc.returncode != 0 and "'lowpas_hz' was unexpected" in proc.stdout
-
-
+# ------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, physionet_dir):
-    """A copy of the workflow with a small real PhysioNet copy: two records per subset
-    plus the first record of every fold list, so that no fold is empty."""
-    root = tmp_path_factory.mktemp("workflow")
-    for name in ("Snakefile", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "workflow", root / "workflow")
-    # the smoke scale, and a scene grid of one static and one learnable run
-    params = (root / "params.yaml").read_text()
-    for old, new in (("scale: quick", "scale: smoke"), ("n_filters: [16, 32, 46, 64, 128, 149]",
-                     "n_filters: [16]"), ("learnable_n_filters: 46", "learnable_n_filters: 16")):
-        assert old in params
-        params = params.replace(old, new)
-    (root / "params.yaml").write_text(params)
-    local = root / "physionet-copy"
-    firsts = {p.read_text().split()[0] for p in (physionet_dir / "folds").glob("*.txt")}
-    for subset in "abcdef":
-        src = physionet_dir / f"training-{subset}"
-        names = sorted(p.stem for p in src.glob("*.flac"))
-        names = set(names[:2]) | (firsts & set(names))
-        (local / f"training-{subset}").mkdir(parents=True)
-        rows = [line for line in (src / "REFERENCE.csv").read_text().splitlines()
-                if line.split(",")[0] in names]
-        (local / f"training-{subset}" / "REFERENCE.csv").write_text("\n".join(rows) + "\n")
-        for name in names:
-            shutil.copy(src / f"{name}.flac", local / f"training-{subset}" / f"{name}.flac")
-    kept = {line.split(",")[0] for p in local.glob("*/REFERENCE.csv")
-            for line in p.read_text().splitlines()}
-    (local / "folds").mkdir()
-    for fold in (physionet_dir / "folds").glob("*.txt"):
-        names = [n for n in fold.read_text().split() if n in kept]
-        (local / "folds" / fold.name).write_text("\n".join(names) + "\n")
-    for class_dir in require(DATA_ROOT / "esc10").glob("0* - *"):  # one clip per class and fold
-        (root / "esc10-copy" / class_dir.name).mkdir(parents=True)
-        for fold in "1234":
-            clip = sorted(class_dir.glob(f"{fold}-*.ogg"))[0]
-            shutil.copy(clip, root / "esc10-copy" / class_dir.name / clip.name)
+def origin(tmp_path_factory, physionet_dir):
+    """A user's repository where `snakemake` built everything on a small real subset,
+    then `dvc push` shared it through a local-directory remote; all committed."""
+    base = tmp_path_factory.mktemp("workflow")
+    data = make_physionet_subset(physionet_dir, base / "physionet-copy")
+    root = make_workflow_repo(base / "origin", data)
+    snakemake("--cores", "2", cwd=root)
+    dvc("remote", "add", "-d", "shared", base / "remote", cwd=root)
+    dvc("push", "-q", cwd=root)
+    commit(root, "results")
     return root
 
 
-def local_config(root):
-    return ["--config", f"physionet={{source: local, local_path: {root / 'physionet-copy'}, "
-            f"folds: {{source: local, local_path: {root / 'physionet-copy' / 'folds'}}}}}",
-            "segmentation={plot_records: [a0001, e00001]}",
-            f"scenes={{data: {{esc10: {{local_path: {root / 'esc10-copy'}}}}}}}"]
+def pulled_clone(origin: Path, dest: Path) -> Path:
+    """A collaborator's fresh clone with the shared data pulled."""
+    clone(origin, dest)
+    dvc("pull", "-q", cwd=dest)
+    return dest
 
 
-def test_workflow_builds_data_then_has_nothing_to_do(workdir):
+def stages_to_rerun(root: Path) -> set[str]:
+    return set(json.loads(dvc("status", "--json", cwd=root).stdout or "{}"))
+
+
+@pytest.mark.slow
+def test_snakemake_builds_the_data_and_dvc_agrees(origin):
     from spectnet.datasets.store import SignalStore
-    snakemake("--cores", "2", *local_config(workdir), cwd=workdir)
-    store = SignalStore(workdir / "data/interim/physionet2016")
-    expected = sum(1 for _ in (workdir / "physionet-copy").glob("*/*.flac"))
-    assert len(store) == expected and set(store.manifest["subset"]) == set("abcdef")
+    store = SignalStore(origin / "data/interim/physionet2016")
+    assert len(store) == 17 and set(store.manifest["subset"]) == set("abcdef")
     assert store.manifest["excluded"].sum() == 1
     assert (store.manifest["n_samples"] <= 60_000).all()
-    assert (workdir / "logs/preprocess_physionet.log").read_text().strip()
-    beats = pd.read_csv(workdir / "data/processed/physionet2016-beats/beats.csv")
+    assert (origin / "logs/preprocess_physionet.log").read_text().strip()
+    beats = pd.read_csv(origin / "data/processed/physionet2016-beats/beats.csv")
     assert set(beats["record"]) == set(store.manifest["record"])
-    summary = json.loads((workdir / "results/physionet2016/segmentation.json").read_text())
+    summary = json.loads((origin / "results/physionet2016/segmentation.json").read_text())
     assert summary["beats_total"] == len(beats) and summary["recordings_failed"] == 0
-    figures = sorted(p.name for p in (workdir / "results/physionet2016/figures/segmentation")
+    figures = sorted(p.name for p in (origin / "results/physionet2016/figures/segmentation")
                      .glob("*.png"))
     assert figures == ["segmentation-a0001.png", "segmentation-e00001.png"]
-    units = pd.read_csv(workdir / "data/processed/scenes-units/units.csv")
-    assert len(units) == 40 and units["label"].nunique() == 10  # the ESC-10 copy, auto
-    chosen = json.loads((workdir / "data/raw/scenes/dataset.json").read_text())
-    assert chosen["dataset"] == "esc10" and "no DCASE 2016" in chosen["reason"]
-    table = pd.read_csv(workdir / "results/scenes/esc10/table3.csv")
-    assert set(table.loc[table["n"] == 1, "run"]) == {"static-16", "learnable-16"}
-    again = snakemake("-n", "--cores", "2", *local_config(workdir), cwd=workdir)
-    assert "Nothing to be done" in again.stdout
-    snakemake("--report", "report.zip", *local_config(workdir), cwd=workdir)
-    with zipfile.ZipFile(workdir / "report.zip") as archive:
-        names = archive.namelist()
-    assert any(n.endswith("segmentation-a0001.png") for n in names)
-    assert any(n.endswith("segmentation.json") for n in names)
+    # A second run has nothing to do, and the run was recorded in DVC: every stage is in
+    # dvc.lock and matches the data, although each directory output holds Snakemake's
+    # .snakemake_timestamp.
+    assert nothing_to_do(origin)
+    assert (origin / "data/interim/physionet2016/.snakemake_timestamp").exists()
+    assert stages_to_rerun(origin) == set()
+    lock = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
+    assert set(lock) == DATA_RULES
 
 
-def test_editing_a_param_reruns_only_what_reads_it(workdir):
-    snakemake("--cores", "2", *local_config(workdir), cwd=workdir)
-    params = workdir / "params.yaml"
-    original = params.read_text()
-    try:
-        params.write_text(original.replace("lowpass_hz: 400", "lowpass_hz: 300"))
-        jobs = planned_jobs(*local_config(workdir), cwd=workdir)
-        # Preprocessing and everything downstream of it; never the acquisition.
-        assert set(jobs) - {"all"} == {"preprocess_physionet", "segment_physionet",
-                                       "plot_segmentation_physionet"}
-        params.write_text(original.replace("beat_length: 2500", "beat_length: 2000"))
-        assert set(planned_jobs(*local_config(workdir), cwd=workdir)) - {"all"} == {
-            "segment_physionet"}
-    finally:
-        params.write_text(original)
+@pytest.mark.slow
+def test_report_renders_in_a_headless_browser_with_a_caption_for_every_result(origin,
+                                                                              tmp_path):
+    from matplotlib.image import imread
+    snakemake("--report", tmp_path / "report.html", cwd=origin)
+    shown, screenshot = render_report(tmp_path / "report.html", tmp_path)
+    figures = "results/physionet2016/figures/segmentation/segmentation-{}.png"
+    assert {figures.format("a0001"), figures.format("e00001"),
+            "results/physionet2016/segmentation.json"} <= set(shown)
+    for path, text in shown.items():      # every table and figure, with its caption
+        assert re.search(r"description\s*\n\s*\S.{40,}", text, re.I), (path, text)
+    assert ("Recording a0001 with its Springer LR-HSMM segmentation: S1 (red)"
+            in shown[figures.format("a0001")])
+    assert "Summary of the beat dataset" in shown["results/physionet2016/segmentation.json"]
+    pixels = imread(screenshot)[..., :3].reshape(-1, 3)
+    assert len(pixels) == 1280 * 900
+    assert (pixels.min(axis=1) < 0.98).mean() > 0.05        # not a blank page: text,
+    assert len(set(map(tuple, pixels[::37]))) > 50           # menu, the rule graph
+
+
+@pytest.mark.slow
+def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
+    root = pulled_clone(origin, tmp_path / "collaborator")
+    assert stages_to_rerun(root) == set()
+    # The problem sync solves: checked-out files carry arbitrary modification times.
+    assert not nothing_to_do(root)
+    proc = run(BIN / "spectnet", "workflow", "sync", cwd=root)
+    assert "DVC verified the data against dvc.lock" in proc.stdout
+    assert f"{len(DATA_RULES) + 1} of {len(DATA_RULES) + 1} steps (100%) done" in proc.stdout
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()
+    # Snakemake now knows each job's params: an edit reruns exactly what reads the key and
+    # what depends on it, and DVC's status names the stage that reads it (the stages
+    # downstream rerun when its output changes, as in Snakemake).
+    set_params(root, preprocess__lowpass_hz=300)
+    assert set(planned_jobs(cwd=root)) - {"all"} == {
+        "preprocess_physionet", "segment_physionet", "plot_segmentation_physionet"}
+    assert stages_to_rerun(root) == {"preprocess_physionet"}
+    set_params(root, preprocess__lowpass_hz=400, beats__beat_length=2000)
+    assert set(planned_jobs(cwd=root)) - {"all"} == {"segment_physionet"}
+    assert stages_to_rerun(root) == {"segment_physionet"}
+    # A run with --config values other than params.yaml's is not recorded in DVC, which
+    # versions params.yaml: DVC sees outputs that differ from dvc.lock, as Snakemake does.
+    set_params(root, beats__beat_length=2500)
+    lock = (root / "dvc.lock").read_text()
+    proc = snakemake("--cores", "2", "--config", "segmentation={plot_records: [e00001]}",
+                     cwd=root)
+    assert ("not recorded in DVC: --config changed segmentation.plot_records from "
+            "params.yaml") in proc.stdout
+    assert (root / "dvc.lock").read_text() == lock
+    assert stages_to_rerun(root) == {"plot_segmentation_physionet"}
+    assert set(planned_jobs(cwd=root)) == {"plot_segmentation_physionet", "all"}
+
+
+@pytest.mark.slow
+def test_sync_refuses_data_that_do_not_match_the_lock(origin, tmp_path, monkeypatch, capsys):
+    root = pulled_clone(origin, tmp_path / "corrupt")
+    manifest = root / "data/interim/physionet2016/manifest.csv"
+    manifest.write_text(manifest.read_text() + "x\n")
+    shutil.rmtree(root / "data/processed/physionet2016-beats")
+    monkeypatch.chdir(root)
+    assert main(["workflow", "sync"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "the data do not match dvc.lock, so nothing was marked up to date" in err
+    assert "preprocess_physionet: changed outs: data/interim/physionet2016 (modified)" in err
+    assert "data/processed/physionet2016-beats (deleted)" in err
+    metadata = root / ".snakemake" / "metadata"           # nothing recorded as done
+    assert not metadata.exists() or not any(metadata.iterdir())
+    assert not nothing_to_do(root)
+
+
+@pytest.mark.slow
+def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
+    root = pulled_clone(origin, tmp_path / "experiments")
+    sync(root)
+    set_params(root, segmentation__plot_records=["e00001"])
+    repro = dvc("repro", cwd=root).stdout
+    assert "Running stage 'plot_segmentation_physionet'" in repro
+    assert repro.count("Running stage") == 1                 # only what reads the key
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()
+    assert not (root / "results/physionet2016/figures/segmentation/segmentation-a0001.png"
+                ).exists()
+    commit(root, "draw one record")
+    exp = dvc("exp", "run", "-S", "preprocess.lowpass_hz=300", cwd=root).stdout
+    assert "Stage 'fetch_physionet' didn't change, skipping" in exp
+    assert load_params(root / "params.yaml")["preprocess"]["lowpass_hz"] == 300
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()
+    # dvc exp show lists each run (workspace, commits, the experiment) with its params
+    # and metrics.
+    table = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
+    runs = [run_ for row in table
+            for run_ in [row, *(r for exp in row.get("experiments") or [] for r in exp["revs"])]]
+    listed = []
+    for run_ in runs:
+        data = run_["data"]
+        listed.append(
+            (data["params"]["params.yaml"]["data"]["preprocess"]["lowpass_hz"],
+             data["metrics"]["results/physionet2016/segmentation.json"]["data"]["beats_total"]))
+    assert {300, 400} <= {lowpass for lowpass, _ in listed}
+    assert all(isinstance(beats, int) and beats > 0 for _, beats in listed)
+
+
+# ------------------------------------------------------------------------ SLURM
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A single-node SLURM from Debian's packages, started by the repository's script
+    (and stopped again, unless it was already up)."""
+    missing = [tool for tool in ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
+               if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing): apt-get install "
+                    f"slurmctld slurmd slurm-client munge (.ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("starting the SLURM daemons needs root")
+    started = run(REPO / "workflow/cluster/start-slurm.sh", cwd=REPO).stdout
+    yield
+    if "already running" not in started:
+        run(REPO / "workflow/cluster/stop-slurm.sh", cwd=REPO)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slurm_cluster,
+                                                                      tmp_path):
+    root = clone(origin, tmp_path / "cluster")
+    for path in ("dvc.lock", "results"):      # the local run's, committed in git
+        run("git", "rm", "-r", "-q", path, cwd=root)
+    commit(root, "start from nothing")
+    # The executor's first status query after 2 s instead of the profile's 20 (it backs off
+    # by 10 s while no job finishes): short jobs are seen done sooner, a shorter test.
+    proc = snakemake("--profile", "workflow/profiles/slurm",
+                     "--slurm-init-seconds-before-status-checks", "2", cwd=root)
+    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/\d+\.log",
+                           proc.stdout)
+    assert sorted(submitted) == sorted(DATA_RULES), proc.stdout   # each job a SLURM job
+    # The same outputs, byte for byte: each run's DVC record hashes every output.
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert lock == yaml.safe_load((origin / "dvc.lock").read_text())
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()

@@ -55,6 +55,19 @@ def cmd_params_show(args) -> None:
     print(yaml.safe_dump(load_params(args.path), sort_keys=False), end="")
 
 
+def cmd_workflow_dvc_yaml(args) -> None:
+    from spectnet.workflow import write_dvc_yaml
+    current = write_dvc_yaml(".", check=args.check)
+    print("dvc.yaml is current" if current else "dvc.yaml written")
+
+
+def cmd_workflow_sync(args) -> None:
+    from spectnet.workflow import sync
+    for line in sync("."):
+        print(line)
+    print("DVC verified the data against dvc.lock; Snakemake's records are up to date")
+
+
 def cmd_physionet_fetch(args) -> None:
     from spectnet.datasets.physionet import acquire
     params = _params(args)
@@ -84,16 +97,16 @@ def cmd_physionet_segment(args) -> None:
 
 
 def _device(args):
+    """The torch device of a step (``--device``), with its CPU threads set (``--threads``)."""
     import torch
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     return torch.device(args.device) if args.device else None
 
 
 def cmd_physionet_train(args) -> None:
     from spectnet.experiments.heart_sounds import train_run
     params = _params(args)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     summary = train_run(args.run, args.seed, params, args.beats, args.out, init_model=args.init,
                         device=_device(args), progress=not args.quiet)
     best = summary["best"]
@@ -110,6 +123,12 @@ def cmd_physionet_evaluate(args) -> None:
     log.info("%s seed %s on %d recordings: MAcc %.4f, Se %.4f, Sp %.4f, beat accuracy %.4f -> %s",
              metrics["run"], metrics["seed"], metrics["recordings"], m["macc"], m["sensitivity"],
              m["specificity"], m["beat_accuracy"], args.out)
+
+
+def cmd_physionet_table(args) -> None:
+    from spectnet.experiments.heart_sounds import write_table_ii
+    table = write_table_ii(args.predictions_dir, args.models_dir, args.out, _params(args))
+    log.info("Table II (%d runs) -> %s.{csv,md,tex}", table["run"].nunique(), args.out)
 
 
 def cmd_scenes_fetch(args) -> None:
@@ -255,6 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
         p = step(psub, name, func, text)
         p.add_argument("path", nargs="?", default="params.yaml")
 
+    wf = sub.add_parser("workflow", help="keep Snakemake and DVC in agreement",
+                        description="The Snakefile is the one description of the DAG; "
+                                    "dvc.yaml is generated from it. Run in the repository root.")
+    wsub = wf.add_subparsers(dest="workflow_command", required=True, metavar="ACTION")
+    p = step(wsub, "dvc-yaml", cmd_workflow_dvc_yaml,
+             "write dvc.yaml from the Snakefile's DAG (one stage per job)",
+             "Write dvc.yaml from the Snakemake DAG of the default target: one stage per "
+             "job, each running its job through Snakemake, with the job's inputs as deps, "
+             "the params keys it reads and its outputs. Rerun after adding or changing a "
+             "rule, or after editing `scale` (which changes the set of jobs).")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 naming the stages if dvc.yaml is not current")
+    step(wsub, "sync", cmd_workflow_sync,
+         "after `dvc pull`: verify the data with DVC, then bring Snakemake up to date",
+         "After `dvc pull` (or `dvc checkout`, `dvc exp apply`): check that dvc.yaml is "
+         "current and that DVC finds every output equal to dvc.lock, and only then mark "
+         "them up to date for Snakemake (`snakemake --touch`), so that neither `dvc "
+         "status` nor `snakemake -n` has anything to do. Refuses, naming the stages and "
+         "files that differ, and touches nothing, if the data do not match.")
+
     physionet = sub.add_parser("physionet", help="PhysioNet/CinC 2016 heart-sound data steps",
                                description="Acquire and prepare the PhysioNet 2016 data.")
     phsub = physionet.add_subparsers(dest="physionet_command", required=True, metavar="STEP")
@@ -318,6 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
 
+    p = step(phsub, "table", cmd_physionet_table,
+             "Table II from the evaluated runs, beside the paper's numbers",
+             "Aggregate the evaluated runs of the grid (params: runs and seeds at the active "
+             "scale): per metric the mean and sd over seeds, a bootstrap interval over "
+             "recordings, the paper's value and the difference; McNemar static-N vs "
+             "learnable-N at beat and recording level. Writes OUT.csv, OUT.md, OUT.tex and "
+             "OUT-mcnemar.csv.")
+    p.add_argument("--predictions-dir", required=True, type=Path,
+                   help="predictions of `physionet evaluate`, as RUN/seedK/")
+    p.add_argument("--models-dir", required=True, type=Path,
+                   help="run directories of `physionet train`, as RUN/seedK/")
+    p.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
     scenes = sub.add_parser("scenes", help="acoustic scenes and other labelled clips",
                             description="Acquire labelled clips (DCASE 2016, ESC-10, ESC-50, "
                                         "a folder per class or a CSV), cut them into units, "
@@ -363,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learnable-N: the model file of static-N trained on the same fold")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = step(scsub, "evaluate", cmd_scenes_evaluate,

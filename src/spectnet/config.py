@@ -113,6 +113,7 @@ class HeartSoundsBudget(_Section):
     static: Budget
     learnable: Budget
     baselines: Budget
+    dropout: float | None
     bootstrap: int
 
 
@@ -133,26 +134,25 @@ class ScaleConfig(_Section):
     scenes: ScenesBudget
 
 
-def _scale(seeds, static, learnable, baselines, bootstrap, scenes) -> ScaleConfig:
+def _scale(seeds, static, learnable, baselines, dropout, bootstrap, scenes) -> ScaleConfig:
     folds, scene_static, scene_learnable, scene_bootstrap = scenes
-    return ScaleConfig(tuple(seeds),
-                       HeartSoundsBudget(Budget(*static), Budget(*learnable), Budget(*baselines),
-                                         bootstrap),
-                       ScenesBudget(tuple(folds), Budget(*scene_static), Budget(*scene_learnable),
-                                    scene_bootstrap))
+    return ScaleConfig(tuple(seeds), HeartSoundsBudget(
+        Budget(*static), Budget(*learnable), Budget(*baselines), dropout, bootstrap),
+        ScenesBudget(tuple(folds), Budget(*scene_static), Budget(*scene_learnable),
+                     scene_bootstrap))
 
 
 @dataclass(frozen=True)
 class ScalesConfig(_Section):
     """full = the paper's settings (GPU), quick = a CPU in about an hour, smoke = CI."""
     full: ScaleConfig = field(default_factory=lambda: _scale(
-        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), 2000,
+        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), None, 2000,
         ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))
     quick: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 1000,
+        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 0.0, 1000,
         ((1,), (3, 8, 16), (2, 8, 8), 1000)))
     smoke: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 50,
+        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 0.0, 50,
         ((1,), (1, 4, 1), (1, 4, 1), 50)))
 
 

@@ -1,13 +1,17 @@
 """Load and validate ``params.yaml`` against ``workflow/schemas/params.schema.yaml``.
 
-Validation fills in the schema's defaults, so every consumer (the Snakefile, the DVC
-stages through the CLI, the tests) sees the same complete parameter set, and a bad
-value is reported once, naming the key and the workflow steps that read it.
+:func:`load_params` is the one loader of every entry point (the Snakefile, the CLI, the
+tests), so a file gets the same verdict everywhere: a YAML syntax error names the file,
+line and column; an empty file is an error; a bad value is reported once, naming the
+key and the workflow steps that read it. Validation fills in the schema's defaults, so
+every consumer sees the same complete parameter set.
 
 ``STEP_PARAMS`` is the contract between the workflow and the parameters: which keys
 each step reads. The Snakefile passes each rule exactly that slice (so editing a key
-reruns only the steps that read it) and ``dvc.yaml`` declares the same keys; a test
-keeps the three in agreement.
+reruns only the steps that read it) and ``dvc.yaml``, generated from the Snakefile's
+DAG (``spectnet workflow dvc-yaml``), declares the same keys for the stage.
+A key may hold ``{name}`` placeholders: a top-level parameter (``scales.{scale}.x`` is
+the active scale's block) or a wildcard of the rule's job.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import yaml
 from spectnet.errors import SpectNetError
 
 #: The params keys (dotted paths) each workflow step reads. ``{scale}`` stands for the
-#: value of ``scale``: a training step reads only the active scale's block.
+#: value of ``scale`` (a training step reads only the active scale's block); other
+#: ``{placeholders}`` stand for the job's wildcards.
 STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "fetch_physionet": ("physionet",),
     "preprocess_physionet": ("preprocess", "physionet.on_bad_record"),
@@ -33,7 +38,8 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     # the model files record how their input was made (predict reuses it): preprocess,
     # segmentation and beats settings; changing them reruns training through the data anyway
     "train_static_physionet": (
-        "scale", "scales.{scale}.heart_sounds.static", "heart_sounds.fold",
+        "scale", "scales.{scale}.heart_sounds.static", "scales.{scale}.heart_sounds.dropout",
+        "heart_sounds.fold",
         "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.resnet",
         "heart_sounds.static", "preprocess", "segmentation.emulate_underflow", "beats"),
     "train_learnable_physionet": (
@@ -41,12 +47,17 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
         "heart_sounds.sampler", "heart_sounds.learnable", "preprocess",
         "segmentation.emulate_underflow", "beats"),
     "train_baseline_physionet": (
-        "scale", "scales.{scale}.heart_sounds.baselines", "heart_sounds.fold",
+        "scale", "scales.{scale}.heart_sounds.baselines", "scales.{scale}.heart_sounds.dropout",
+        "heart_sounds.fold",
         "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.baselines",
         "preprocess", "segmentation.emulate_underflow", "beats"),
     "evaluate_physionet": (
         "scale", "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
         "heart_sounds.evaluation"),
+    "table2_physionet": (
+        "scale", "scales.{scale}.seeds", "scales.{scale}.heart_sounds.bootstrap",
+        "heart_sounds.static_filters", "heart_sounds.learnable_filters",
+        "heart_sounds.evaluation.ci_level"),
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),
@@ -65,9 +76,6 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
         "scenes.frontend.learnable_n_filters", "scenes.evaluation"),
 }
 
-#: Names ``{scale}`` can stand for.
-SCALES = ("full", "quick", "smoke")
-
 
 class ParamsError(SpectNetError):
     """params.yaml (or a slice of it) does not satisfy the schema."""
@@ -77,15 +85,6 @@ def load_schema() -> dict:
     """The parameter schema shipped with the package (the workflow's schema file)."""
     text = resources.files("spectnet").joinpath("schemas/params.schema.yaml").read_text()
     return yaml.safe_load(text)
-
-
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict:
-    """``override`` laid over ``base``, mapping by mapping (other values are replaced)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        out[key] = (_merged(out[key], value) if isinstance(value, Mapping)
-                    and isinstance(out.get(key), Mapping) else copy.deepcopy(value))
-    return out
 
 
 def _fill_defaults(validator_class):
@@ -105,16 +104,16 @@ def _fill_defaults(validator_class):
 _Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
-def _resolve(key: str, scale: str) -> str:
-    return key.replace("{scale}", scale)
+def _overlaps(key_path: str, step_key: str) -> bool:
+    """One dotted key is a prefix of the other; a ``{placeholder}`` part matches any."""
+    a, b = key_path.split("."), step_key.split(".")
+    return all(x == y or y.startswith("{") for x, y in zip(a, b))
 
 
 def steps_reading(key_path: str) -> list[str]:
     """The workflow steps whose parameter slice contains ``key_path`` (dotted), at any scale."""
     return sorted(step for step, keys in STEP_PARAMS.items()
-                  if any(key_path == k or key_path.startswith(k + ".")
-                         or k.startswith(key_path + ".")
-                         for k in {_resolve(key, scale) for key in keys for scale in SCALES}))
+                  if any(_overlaps(key_path, k) for k in keys))
 
 
 def _describe(error: jsonschema.ValidationError, source: str) -> str:
@@ -181,7 +180,7 @@ def validate_params(params: Mapping[str, Any] | None, source: str = "params",
     """
     instance = copy.deepcopy(dict(params or {}))
     if partial and isinstance(params, Mapping):
-        instance = _merged(validate_params({}), instance)
+        instance = _merge(validate_params({}), instance)
     errors = sorted(_Validator(load_schema()).iter_errors(instance),
                     key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e, source) for e in errors]
@@ -192,31 +191,186 @@ def validate_params(params: Mapping[str, Any] | None, source: str = "params",
     return instance
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read and validate a params YAML file."""
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error (PyYAML
+    silently keeps the last value; DVC, which reads the same file, refuses it)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r} (first given on line {seen[key].line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _syntax_error(path: Path, exc: yaml.YAMLError) -> ParamsError:
+    """``FILE:LINE:COLUMN: not valid YAML: problem (context)`` from a PyYAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return ParamsError(f"{path}: not valid YAML: {exc}")
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        context = f"{context} at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    return ParamsError(f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}"
+                       + (f" ({context})" if context else ""))
+
+
+def read_params_file(path: str | Path) -> dict:
+    """Parse a params YAML file into a mapping, without validating it.
+
+    Raises:
+        ParamsError: the file is missing, empty, not valid YAML (with line and column),
+            repeats a key, or does not hold a mapping.
+    """
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
     except FileNotFoundError:
         raise ParamsError(f"{path}: params file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParamsError(f"{path}: cannot read the params file: {exc}") from None
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if raw is not None and not isinstance(raw, dict):
+        raise _syntax_error(path, exc) from None
+    if raw is None:
+        raise ParamsError(f"{path}: the params file is empty; write `{{}}` to use every "
+                          f"default (`spectnet params show` prints them)")
+    if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping at the top level, "
                           f"got {type(raw).__name__}")
-    return validate_params(raw, source=str(path))
+    return raw
 
 
-def params_slice(params: Mapping[str, Any], step: str) -> dict:
-    """The nested sub-mapping of ``params`` holding exactly the keys ``step`` reads
-    (``{scale}`` resolved to the active scale)."""
+def _accepts_strings(schema: Mapping[str, Any]) -> bool:
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    if "enum" in schema:
+        return any(isinstance(v, str) for v in schema["enum"]) or "string" in types
+    return not types or "string" in types
+
+
+def coerce_overrides(overrides: Any, schema: Mapping[str, Any] | None = None,
+                     root: Mapping[str, Any] | None = None) -> Any:
+    """Give command-line values the types the schema wants.
+
+    Snakemake parses ``--config section='{key: 300}'`` with YAML's base loader, which
+    leaves every nested scalar a string (``'300'``). Where the schema does not accept a
+    string, such a value is read again as YAML (``300``, ``false``, ``1e-3``); a value
+    that still has the wrong type is left for validation to report.
+
+    Example:
+        >>> coerce_overrides({"preprocess": {"lowpass_hz": "300", "resampler": "polyphase"}})
+        {'preprocess': {'lowpass_hz': 300, 'resampler': 'polyphase'}}
+    """
+    root = load_schema() if root is None else root
+    schema = root if schema is None else schema
+    while isinstance(schema.get("$ref"), str) and schema["$ref"].startswith("#/"):
+        target: Any = root                   # a local reference, e.g. "#/$defs/scale"
+        for part in schema["$ref"][2:].split("/"):
+            target = target[part]
+        schema = target
+    if isinstance(overrides, dict):
+        extra = schema.get("additionalProperties")
+        other = extra if isinstance(extra, dict) else {}
+        return {key: coerce_overrides(value, schema.get("properties", {}).get(key, other), root)
+                for key, value in overrides.items()}
+    if isinstance(overrides, list):
+        return [coerce_overrides(v, schema.get("items", {}), root) for v in overrides]
+    if isinstance(overrides, str) and not _accepts_strings(schema):
+        try:
+            return yaml.safe_load(overrides)
+        except yaml.YAMLError:
+            return overrides
+    return overrides
+
+
+def _merge(base: dict, overrides: Mapping[str, Any]) -> dict:
+    """``base`` updated recursively with ``overrides`` (as Snakemake merges --config)."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_params(path: str | Path = "params.yaml",
+                overrides: Mapping[str, Any] | None = None) -> dict:
+    """Read, merge and validate a params file: the loader of every entry point.
+
+    Args:
+        path: the params YAML file.
+        overrides: values given on the command line (Snakemake's ``config`` from
+            ``--config``), merged over the file's after :func:`coerce_overrides`.
+
+    Raises:
+        ParamsError: see :func:`read_params_file` and :func:`validate_params`.
+
+    Example:
+        >>> load_params("params.yaml", {"preprocess": {"lowpass_hz": "300"}})["preprocess"]["lowpass_hz"]
+        300
+    """
+    raw = read_params_file(path)
+    if not overrides:
+        return validate_params(raw, source=str(path))
+    return validate_params(_merge(raw, coerce_overrides(dict(overrides))),
+                           source=f"{path} (+ --config)")
+
+
+def step_keys(params: Mapping[str, Any], step: str,
+              wildcards: Mapping[str, str] | None = None) -> list[str]:
+    """The dotted keys ``step`` reads, placeholders filled from ``wildcards`` and the
+    top-level parameters.
+
+    Example:
+        >>> step_keys(validate_params({}), "preprocess_physionet")
+        ['preprocess', 'physionet.on_bad_record']
+    """
+    values = {k: v for k, v in params.items() if not isinstance(v, (dict, list))}
+    values.update(wildcards or {})
+    try:
+        return [key.format_map(values) for key in STEP_PARAMS[step]]
+    except KeyError as exc:
+        raise ParamsError(f"STEP_PARAMS[{step!r}]: placeholder {exc} is neither a top-level "
+                          f"parameter nor a wildcard of the job") from None
+
+
+def params_slice(params: Mapping[str, Any], step: str,
+                 wildcards: Mapping[str, str] | None = None) -> dict:
+    """The nested sub-mapping of ``params`` holding exactly the keys ``step`` reads."""
     out: dict = {}
-    for dotted in STEP_PARAMS[step]:
-        *parents, leaf = _resolve(dotted, params.get("scale", "")).split(".")
+    for dotted in step_keys(params, step, wildcards):
+        *parents, leaf = dotted.split(".")
         src, dst = params, out
         for name in parents:
             src, dst = src[name], dst.setdefault(name, {})
         dst[leaf] = copy.deepcopy(src[leaf])
+    return out
+
+
+def changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The dotted keys whose values differ between two parameter sets.
+
+    Example:
+        >>> changed_keys({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}, "d": 0})
+        ['a.c', 'd']
+    """
+    out = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            out += [f"{key}.{sub}" for sub in changed_keys(old, new)]
+        elif old != new:
+            out.append(key)
     return out
 
 

@@ -24,6 +24,7 @@ import torch
 
 from spectnet.config import PreprocessConfig
 from spectnet.errors import SpectNetError
+from spectnet.experiments.heart_sounds import TASK
 from spectnet.preprocessing.audio import BadAudioError, read_audio_file
 from spectnet.preprocessing.heart_sounds import BadRecordError, preprocess_signal
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
@@ -32,8 +33,6 @@ from spectnet.training.checkpoint import load_model
 from spectnet.training.trainer import class_probabilities
 
 __all__ = ["HeartSoundClassifier", "PredictionError"]
-
-_HEART_TASK = "physionet2016-heart-sounds"
 
 
 class PredictionError(SpectNetError):
@@ -55,7 +54,7 @@ class HeartSoundClassifier:
     def __post_init__(self) -> None:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model, info = load_model(self.model_path, device)
-        if info.get("task") != _HEART_TASK:
+        if info.get("task") != TASK:
             raise SpectNetError(f"{self.model_path}: not a heart-sound model "
                                 f"(task {info.get('task')!r})")
         self.info = info

@@ -14,7 +14,8 @@ rule fetch_physionet:
 
 rule preprocess_physionet:
     input:
-        "data/raw/physionet2016",
+        raw="data/raw/physionet2016",
+        code=code("preprocessing/dsp.py", "preprocessing/heart_sounds.py"),
     output:
         directory("data/interim/physionet2016"),
     params:
@@ -23,5 +24,5 @@ rule preprocess_physionet:
     log:
         "logs/preprocess_physionet.log",
     shell:
-        "spectnet physionet preprocess --raw {input} --out {output} "
+        "spectnet physionet preprocess --raw {input.raw} --out {output} "
         "--params {params.config:q} --workers {threads} --log {log}"

@@ -18,6 +18,9 @@ SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
 #: Every run/fold/seed of the Table III grid at the active scale.
 SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(SCENES)
               for fold in SCENES.active_scale.scenes.folds for seed in SCENES.active_scale.seeds]
+#: The sources a training job runs (rerun when they change).
+SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/runs.py", "training", "models",
+                       "frontend.py", "functional.py", "evaluation/metrics.py")
 
 
 rule fetch_scenes:
@@ -34,7 +37,8 @@ rule fetch_scenes:
 
 rule preprocess_scenes:
     input:
-        "data/raw/scenes",
+        raw="data/raw/scenes",
+        code=code("preprocessing/audio.py", "preprocessing/clips.py"),
     output:
         directory(SCENE_UNITS),
     params:
@@ -43,13 +47,14 @@ rule preprocess_scenes:
     log:
         "logs/preprocess_scenes.log",
     shell:
-        "spectnet scenes preprocess --raw {input} --out {output} "
+        "spectnet scenes preprocess --raw {input.raw} --out {output} "
         "--params {params.config:q} --workers {threads} --log {log}"
 
 
 rule train_static_scenes:
     input:
-        SCENE_UNITS,
+        units=SCENE_UNITS,
+        code=code(*SCENE_TRAINING_CODE),
     output:
         directory(f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -63,7 +68,7 @@ rule train_static_scenes:
         f"logs/scenes/{SCENE_DATASET}/train/static-{{n}}-fold{{fold}}-seed{{seed}}.log",
     shell:
         "spectnet scenes train static-{wildcards.n} --fold {wildcards.fold} "
-        "--seed {wildcards.seed} --units {input} --out {output} "
+        "--seed {wildcards.seed} --units {input.units} --out {output} --threads {threads} "
         "--params {params.config:q} --log {log} -q"
 
 
@@ -71,6 +76,7 @@ rule train_learnable_scenes:
     input:
         units=SCENE_UNITS,
         static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
+        code=code(*SCENE_TRAINING_CODE),
     output:
         directory(f"{SCENE_MODELS}/learnable-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -85,13 +91,14 @@ rule train_learnable_scenes:
     shell:
         "spectnet scenes train learnable-{wildcards.n} --fold {wildcards.fold} "
         "--seed {wildcards.seed} --units {input.units} --init {input.static}/best.pt "
-        "--out {output} --params {params.config:q} --log {log} -q"
+        "--out {output} --threads {threads} --params {params.config:q} --log {log} -q"
 
 
 rule evaluate_scenes:
     input:
         units=SCENE_UNITS,
         run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
+        code=code("experiments/scenes.py", "evaluation"),
     output:
         predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
@@ -117,8 +124,11 @@ rule table_scenes:
         metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
         predictions=[f"{SCENE_PREDICTIONS}/{job}" for job in SCENE_JOBS],
         models=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
+        code=code("experiments/scenes.py", "evaluation", "reporting/tables.py"),
     output:
-        multiext(f"{SCENE_RESULTS}/table3", ".csv", ".md", ".tex", "-units.csv", "-units.md",
+        report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
+               category="Table III"),
+        multiext(f"{SCENE_RESULTS}/table3", ".md", ".tex", "-units.csv", "-units.md",
                  "-units.tex", "-classes.json"),
     params:
         config=step_params("table_scenes"),

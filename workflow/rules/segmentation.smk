@@ -3,7 +3,8 @@
 
 rule segment_physionet:
     input:
-        "data/interim/physionet2016",
+        store="data/interim/physionet2016",
+        code=code("datasets/beats.py", "segmentation"),
     output:
         beats=directory("data/processed/physionet2016-beats"),
         summary=report(
@@ -17,13 +18,14 @@ rule segment_physionet:
     log:
         "logs/segment_physionet.log",
     shell:
-        "spectnet physionet segment --store {input} --out {output.beats} "
+        "spectnet physionet segment --store {input.store} --out {output.beats} "
         "--summary {output.summary} --params {params.config:q} --workers {threads} --log {log}"
 
 
 rule plot_segmentation_physionet:
     input:
-        "data/interim/physionet2016",
+        store="data/interim/physionet2016",
+        code=code("segmentation"),
     output:
         report(
             directory("results/physionet2016/figures/segmentation"),
@@ -36,5 +38,5 @@ rule plot_segmentation_physionet:
     log:
         "logs/plot_segmentation_physionet.log",
     shell:
-        "spectnet plot-segmentation --store {input} --out-dir {output} "
+        "spectnet plot-segmentation --store {input.store} --out-dir {output} "
         "--params {params.config:q} --log {log}"

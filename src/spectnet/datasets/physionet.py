@@ -42,7 +42,7 @@ from typing import Literal
 
 from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.datasets.download import download_file, fetch_checksum_list, safe_extract_zip, sha256sum
-from spectnet.errors import BadInputError, DownloadError, Problem, SpectNetError
+from spectnet.errors import BadInputError, DownloadError, Problem
 from spectnet.datasets.linking import Linker, check_destination
 
 __all__ = [

@@ -72,6 +72,7 @@ def model_spec(run: Run, params: Params) -> dict:
         raise ValueError("a learnable run's model comes from its static model: use learnable_spec")
     heart = params.heart_sounds
     frontend = heart.frontend
+    dropout = params.active_scale.heart_sounds.dropout  # None: the paper's, per model
     common = {"n_samples": params.beats.beat_length, "sample_rate": params.preprocess.sample_rate,
               "n_classes": len(CLASSES)}
     filters = {"n_filters": run.n_filters, "f_min": frontend.f_min, "f_max": frontend.f_max,
@@ -80,13 +81,14 @@ def model_spec(run: Run, params: Params) -> dict:
         learnable = ["f", "b", "a"] if heart.baselines.learnable_filters else []
         return {"architecture": f"gammatone-heartnet{run.kind[-2:]}", **common,
                 "frontend": {**filters, "learnable": [_LEARN[p] for p in learnable]},
-                "cnn": {"dropout": heart.baselines.dropout}}
+                "cnn": {"dropout": heart.baselines.dropout if dropout is None else dropout}}
     return {"architecture": "spectnet-resnet", **common,
             "frontend": {**filters, "win_length": frontend.win_length,
                          "hop_length": frontend.hop_length,
                          # parameters (frozen in stage 1), so stage 2 loads the same state dict
                          "learnable": [_LEARN[p] for p in ("f", "b", "a")]},
-            "cnn": {"dropout": heart.resnet.dropout, "quirks": heart.resnet.quirks}}
+            "cnn": {"dropout": heart.resnet.dropout if dropout is None else dropout,
+                    "quirks": heart.resnet.quirks}}
 
 
 def learnable_spec(static_spec: dict, params: Params) -> dict:
@@ -259,3 +261,133 @@ def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | P
         recordings.to_csv(tmp / "recordings.csv", index=False)
     atomic_write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+# ------------------------------------------------------------------------------- Table II
+#: Table II of the paper (REPRODUCTION.md §7; fold 0, 284 recordings): percentages.
+PAPER_TABLE_II = {
+    "gammatone-1d": {"accuracy": 75.80, "f1": 83.17, "macc": 82.30, "sensitivity": 91.30,
+                     "specificity": 73.29, "precision": 76.36},
+    "gammatone-2d": {"accuracy": 76.69, "f1": 84.67, "macc": 84.03, "sensitivity": 92.03,
+                     "specificity": 76.03, "precision": 78.39},
+    "static-4": {"accuracy": 77.42, "f1": 81.91, "macc": 80.30, "sensitivity": 93.48,
+                 "specificity": 67.12, "precision": 72.88},
+    "static-8": {"accuracy": 81.64, "f1": 87.27, "macc": 87.66, "sensitivity": 86.96,
+                 "specificity": 88.36, "precision": 87.59},
+    "static-16": {"accuracy": 81.79, "f1": 87.37, "macc": 87.68, "sensitivity": 87.68,
+                  "specificity": 87.67, "precision": 87.05},
+    "learnable-16": {"accuracy": 80.36, "f1": 88.32, "macc": 88.70, "sensitivity": 87.68,
+                     "specificity": 89.73, "precision": 88.97},
+}
+#: Table II's columns: our metric name -> the paper's column.
+TABLE_II_METRICS = {"accuracy": "Acc (beat)", "f1": "F1", "macc": "MAcc",
+                    "sensitivity": "Se", "specificity": "Sp", "precision": "Prec"}
+
+
+def run_label(name: str) -> str:
+    """The paper's row name of a run."""
+    if name.startswith("gammatone"):
+        return f"Gammatone {name[-2:].upper()}-CNN"
+    kind, n = name.split("-")
+    return f"{kind.capitalize()} SpectNet-{n} + ResNet"
+
+
+def _recording_metrics(recordings: list[pd.DataFrame], weights: np.ndarray) -> dict[str, float]:
+    """Table II's metrics of a resample, averaged over seeds: beat accuracy (beats of the
+    drawn recordings) and recording-level metrics of the majority vote."""
+    rows = []
+    for rec in recordings:
+        m = binary_metrics(rec["label"], rec["prediction"], weights)
+        m["accuracy"] = float(weights @ rec["n_correct"] / (weights @ rec["n_beats"]))
+        rows.append({k: m[k] for k in TABLE_II_METRICS})
+    return pd.DataFrame(rows).mean().to_dict()
+
+
+def table_ii(predictions_dir: str | Path, models_dir: str | Path, params: Params) -> tuple[
+        pd.DataFrame, pd.DataFrame]:
+    """Our Table II beside the paper's.
+
+    For every run: each metric's mean and sd over seeds, a bootstrap interval of the
+    seed-averaged metric (recordings resampled jointly for all seeds), the paper's value
+    and the difference, plus how the run was trained. And McNemar's test of static-N
+    against learnable-N for every learnable N and seed, at beat and recording level.
+
+    Returns:
+        ``(table, mcnemar)``: one row per run and metric (tidy), one row per comparison.
+    """
+    from spectnet.evaluation.statistics import mcnemar
+    from spectnet.reporting.tables import tidy_rows
+
+    predictions_dir, models_dir = Path(predictions_dir), Path(models_dir)
+    seeds = params.active_scale.seeds
+    rows, tests = [], []
+    for name in run_names(params):
+        recordings = [pd.read_csv(predictions_dir / name / f"seed{s}" / "recordings.csv",
+                                  dtype={"record": str}).sort_values("record",
+                                                                     ignore_index=True)
+                      for s in seeds]
+        if any(not r["record"].equals(recordings[0]["record"]) for r in recordings):
+            raise SpectNetError(f"{name}: the seeds were evaluated on different recordings")
+        per_seed = [_recording_metrics([r], np.ones(len(r))) for r in recordings]
+        intervals = bootstrap_ci(lambda w: _recording_metrics(recordings, w),
+                                 len(recordings[0]), params.active_scale.heart_sounds.bootstrap,
+                                 params.heart_sounds.evaluation.ci_level, seed=0)
+        summaries = [json.loads((models_dir / name / f"seed{s}" / "summary.json").read_text())
+                     for s in seeds]
+        rows += tidy_rows(
+            name, run_label(name),
+            {column: [100 * m[metric] for m in per_seed]
+             for metric, column in TABLE_II_METRICS.items()},
+            intervals={column: (100 * intervals[metric][0], 100 * intervals[metric][1])
+                       for metric, column in TABLE_II_METRICS.items()},
+            ci_level=params.heart_sounds.evaluation.ci_level,
+            paper={column: PAPER_TABLE_II[name][metric]
+                   for metric, column in TABLE_II_METRICS.items() if name in PAPER_TABLE_II},
+            seeds=len(seeds), recordings=len(recordings[0]),
+            beats=int(recordings[0]["n_beats"].sum()), scale=params.scale,
+            epochs=float(np.mean([s["epochs"] for s in summaries])),
+            best_epoch=float(np.mean([s["best_epoch"] for s in summaries])),
+            last_epoch_macc=100 * float(np.mean([s["last"]["macc"] for s in summaries])),
+            train_minutes=float(np.mean([s["train_seconds"] for s in summaries])) / 60)
+    for n in params.heart_sounds.learnable_filters:
+        for seed in seeds:
+            runs = [predictions_dir / f"{kind}-{n}" / f"seed{seed}" for kind in ("static", "learnable")]
+            beats = [pd.read_csv(d / "beats.csv", dtype={"record": str}).sort_values(
+                ["record", "beat"], ignore_index=True) for d in runs]
+            recs = [pd.read_csv(d / "recordings.csv", dtype={"record": str}).sort_values(
+                "record", ignore_index=True) for d in runs]
+            for level, (a, b) in (("beat", beats), ("recording", recs)):
+                test = mcnemar(a["label"] == a["prediction"], b["label"] == b["prediction"])
+                tests.append({"a": f"static-{n}", "b": f"learnable-{n}", "seed": seed,
+                              "level": level, "items": len(a), **test})
+    return pd.DataFrame(rows), pd.DataFrame(tests)
+
+
+def write_table_ii(predictions_dir: str | Path, models_dir: str | Path, out_prefix: str | Path,
+                   params: Params) -> pd.DataFrame:
+    """Compute Table II and write ``out_prefix.{csv,md,tex}`` plus the McNemar tests as
+    ``out_prefix-mcnemar.csv``. Returns the tidy table."""
+    from spectnet.reporting.tables import display_table, write_table
+
+    table, tests = table_ii(predictions_dir, models_dir, params)
+    seeds = params.active_scale.seeds
+    first = table.iloc[0]
+    notes = [
+        f"Ours: {params.scale} scale, seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))} (mean ± sd over seeds where more than one); "
+        f"{first['recordings']} validation{params.heart_sounds.fold} recordings "
+        f"({first['beats']} beats); the paper evaluated 284 recordings (REPRODUCTION.md A12).",
+        f"Model: the {params.heart_sounds.evaluation.model} epoch of each run"
+        + (" (highest validation MAcc; the authors selected on the reporting fold, A21)"
+           if params.heart_sounds.evaluation.model == "best" else "") + ".",
+        "Acc is beat-level; F1, MAcc, Se, Sp and Prec are recording-level (majority vote, "
+        "ties to abnormal), in %. CI: percentile bootstrap over recordings.",
+    ]
+    for row in tests.itertuples():
+        notes.append(f"McNemar {row.a} vs {row.b}, seed {row.seed}, {row.level} level "
+                     f"({row.items} items): {row.only_a} vs {row.only_b} discordant, "
+                     f"p = {row.pvalue:.3g} ({row.method}).")
+    title = f"Table II: heart-sound abnormality detection, PhysioNet 2016 fold {params.heart_sounds.fold}"
+    write_table(table, display_table(table), out_prefix, title, notes)
+    atomic_write_text(Path(f"{out_prefix}-mcnemar.csv"), tests.to_csv(index=False))
+    return table

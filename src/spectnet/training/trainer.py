@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spectnet.atomic import remove_path
 from spectnet.errors import SpectNetError
 from spectnet.training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from spectnet.training.data import ExampleSet
@@ -380,8 +379,3 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
                  best_epoch, record["epoch_seconds"])
     live.end()
     return TrainResult(history, best_epoch, best_state, _cpu_state(model), trace)
-
-
-def discard_checkpoint(work_dir: str | Path) -> None:
-    """Remove a finished run's resume state."""
-    remove_path(work_dir)

@@ -1,0 +1,122 @@
+# Table II: the heart-sound grid, one job per run and seed. static-N trains with the
+# front-end frozen; learnable-N fine-tunes static-N's selected model of the same seed;
+# the two Gammatone baselines train in one stage. Each run is then evaluated on the
+# validation fold. A killed training job resumes when run again (its checkpoint lives
+# beside the output, which Snakemake does not delete).
+
+BEATS = "data/processed/physionet2016-beats"
+MODELS = "models/physionet2016"
+#: The sources a training job runs (rerun when they change).
+TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/runs.py", "training", "models",
+                 "frontend.py", "functional.py", "evaluation/metrics.py")
+
+
+wildcard_constraints:
+    n=r"\d+",
+    seed=r"\d+",
+    dim=r"1d|2d",
+    run=r"(static|learnable)-\d+|gammatone-(1d|2d)",
+
+
+rule train_static_physionet:
+    input:
+        beats=BEATS,
+        code=code(*TRAINING_CODE),
+    output:
+        directory(f"{MODELS}/static-{{n}}/seed{{seed}}"),
+    params:
+        config=step_params("train_static_physionet"),
+    threads: 8  # torch threads; capped at --cores
+    log:
+        "logs/physionet2016/train/static-{n}-seed{seed}.log",
+    shell:
+        "spectnet physionet train static-{wildcards.n} --seed {wildcards.seed} "
+        "--beats {input.beats} --out {output} --threads {threads} "
+        "--params {params.config:q} --log {log} -q"
+
+
+rule train_learnable_physionet:
+    input:
+        beats=BEATS,
+        static=f"{MODELS}/static-{{n}}/seed{{seed}}",
+        code=code(*TRAINING_CODE),
+    output:
+        directory(f"{MODELS}/learnable-{{n}}/seed{{seed}}"),
+    params:
+        config=step_params("train_learnable_physionet"),
+    threads: 8
+    log:
+        "logs/physionet2016/train/learnable-{n}-seed{seed}.log",
+    shell:
+        "spectnet physionet train learnable-{wildcards.n} --seed {wildcards.seed} "
+        "--beats {input.beats} --init {input.static}/best.pt --out {output} "
+        "--threads {threads} --params {params.config:q} --log {log} -q"
+
+
+rule train_baseline_physionet:
+    input:
+        beats=BEATS,
+        code=code(*TRAINING_CODE),
+    output:
+        directory(f"{MODELS}/gammatone-{{dim}}/seed{{seed}}"),
+    params:
+        config=step_params("train_baseline_physionet"),
+    threads: 8
+    log:
+        "logs/physionet2016/train/gammatone-{dim}-seed{seed}.log",
+    shell:
+        "spectnet physionet train gammatone-{wildcards.dim} --seed {wildcards.seed} "
+        "--beats {input.beats} --out {output} --threads {threads} "
+        "--params {params.config:q} --log {log} -q"
+
+
+rule evaluate_physionet:
+    input:
+        beats=BEATS,
+        run=f"{MODELS}/{{run}}/seed{{seed}}",
+        code=code("experiments/heart_sounds.py", "evaluation"),
+    output:
+        predictions=directory("data/predictions/physionet2016/{run}/seed{seed}"),
+        metrics="results/physionet2016/runs/{run}/seed{seed}.json",
+    params:
+        config=step_params("evaluate_physionet"),
+        model=config["heart_sounds"]["evaluation"]["model"],
+    log:
+        "logs/physionet2016/evaluate/{run}-seed{seed}.log",
+    shell:
+        "spectnet physionet evaluate --model {input.run}/{params.model}.pt "
+        "--beats {input.beats} --out {output.predictions} --metrics {output.metrics} "
+        "--params {params.config:q} --log {log}"
+
+
+def heart_sound_runs():
+    """Every (run, seed) of the Table II grid at the active scale."""
+    from spectnet.config import Params
+    from spectnet.experiments.heart_sounds import run_names
+
+    grid = Params.from_dict(config)
+    return [(run, seed) for run in run_names(grid) for seed in grid.active_scale.seeds]
+
+
+rule table2_physionet:
+    input:
+        metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
+                 for run, seed in heart_sound_runs()],
+        predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
+                     for run, seed in heart_sound_runs()],
+        summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
+        code=code("experiments/heart_sounds.py", "evaluation", "reporting/tables.py"),
+    output:
+        csv=report("results/physionet2016/table2.csv", caption="../report/table2.rst",
+                   category="Table II"),
+        markdown="results/physionet2016/table2.md",
+        latex="results/physionet2016/table2.tex",
+        mcnemar="results/physionet2016/table2-mcnemar.csv",
+    params:
+        config=step_params("table2_physionet"),
+    log:
+        "logs/physionet2016/table2.log",
+    shell:
+        "spectnet physionet table --predictions-dir data/predictions/physionet2016 "
+        "--models-dir {MODELS} "
+        "--out results/physionet2016/table2 --params {params.config:q} --log {log}"

@@ -61,7 +61,7 @@ rule all:
     input:
         rules.table2_physionet.output,
         rules.plot_segmentation_physionet.output,
-        rules.preprocess_scenes.output,
+        rules.table_scenes.output,
 
 
 # Record in DVC what Snakemake ran (dvc commit of those jobs' stages), so that `dvc

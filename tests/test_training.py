@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers_training import assert_killed_run_resumes_exactly, same_run
 from spectnet.cli import main
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
@@ -255,48 +253,17 @@ def _train_command(beats: Path, out: Path, params: Params, seed: int = 1) -> lis
             "--params", _params_json(params), "-q"]
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return read_model_file(path)["state_dict"]
-
-
-def _metrics(out: Path) -> pd.DataFrame:
-    timing = ["train_seconds", "epoch_seconds"]
-    return pd.read_csv(out / "history.csv").drop(columns=timing)
-
-
 @pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result_and_seeds_are_deterministic(small_beats_dir,
                                                                            tmp_path):
     params = smoke_params(epochs=4, steps_per_epoch=3)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    plain, again, killed = tmp_path / "plain", tmp_path / "again", tmp_path / "killed"
-    for out in (plain, again):
-        subprocess.run(_train_command(small_beats_dir, out, params), check=True, env=env,
+    plain = assert_killed_run_resumes_exactly(
+        lambda out: _train_command(small_beats_dir, out, params), tmp_path, epochs=4)
+    for seed, same in ((1, True), (2, False)):  # the same seed again; another seed
+        out = tmp_path / f"seed{seed}"
+        subprocess.run(_train_command(small_beats_dir, out, params, seed=seed), check=True,
                        capture_output=True)
-    proc = subprocess.Popen(_train_command(small_beats_dir, killed, params), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = resume_dir(killed) / "checkpoint.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert checkpoint.exists() and not killed.exists(), "the kill came too late to test resume"
-    done = len(torch.load(checkpoint, weights_only=True)["history"])
-    assert 1 <= done < 4
-    resumed = subprocess.run(_train_command(small_beats_dir, killed, params), env=env,
-                             capture_output=True, text=True, check=True)
-    assert f"resuming {resume_dir(killed)} after epoch {done} of 4" in resumed.stderr
-    for other in (again, killed):
-        pd.testing.assert_frame_equal(_metrics(plain), _metrics(other))
-        for file in ("best.pt", "last.pt"):
-            a, b = _weights(plain / file), _weights(other / file)
-            assert all(torch.equal(a[k], b[k]) for k in a), (other, file)
-    assert not resume_dir(killed).exists()
-    # another seed is another run
-    subprocess.run(_train_command(small_beats_dir, tmp_path / "seed2", params, seed=2),
-                   check=True, env=env, capture_output=True)
-    assert not _metrics(plain).equals(_metrics(tmp_path / "seed2"))
+        assert same_run(plain, out) == same
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(small_beats_dir, tmp_path, caplog):

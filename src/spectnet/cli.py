@@ -97,16 +97,16 @@ def cmd_physionet_segment(args) -> None:
 
 
 def _device(args):
+    """The torch device of a step (``--device``), with its CPU threads set (``--threads``)."""
     import torch
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
     return torch.device(args.device) if args.device else None
 
 
 def cmd_physionet_train(args) -> None:
     from spectnet.experiments.heart_sounds import train_run
     params = _params(args)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
     summary = train_run(args.run, args.seed, params, args.beats, args.out, init_model=args.init,
                         device=_device(args), progress=not args.quiet)
     best = summary["best"]
@@ -145,6 +145,35 @@ def cmd_scenes_preprocess(args) -> None:
     ok = clips["status"] == "ok"
     log.info("%d units from %d clips (%d failed) at %d Hz into %s", clips["n_units"].sum(),
              ok.sum(), (~ok).sum(), params.scenes.sample_rate, args.out)
+
+
+def cmd_scenes_train(args) -> None:
+    from spectnet.experiments.scenes import train_run
+    summary = train_run(args.run, args.fold, args.seed, _params(args), args.units, args.out,
+                        init_model=args.init, device=_device(args), progress=not args.quiet)
+    best = summary["best"]
+    log.info("%s fold %d seed %d: best epoch %d of %d (clip MACC %.4f, accuracy %.4f) in "
+             "%.0f s -> %s", summary["run"], args.fold, summary["seed"], summary["best_epoch"],
+             summary["epochs"], best["macc"], best["accuracy"], summary["train_seconds"],
+             args.out)
+
+
+def cmd_scenes_evaluate(args) -> None:
+    from spectnet.experiments.scenes import evaluate_run
+    metrics = evaluate_run(args.model, args.units, args.out, args.metrics, _params(args),
+                           device=_device(args))
+    m = metrics["metrics"]["clip"]
+    log.info("%s fold %d seed %s on %d clips: accuracy %.4f, MACC %.4f, F1 %.4f -> %s",
+             metrics["run"], metrics["fold"], metrics["seed"], metrics["clips"], m["accuracy"],
+             m["macc"], m["f1"], args.metrics)
+
+
+def cmd_scenes_table(args) -> None:
+    from spectnet.experiments.scenes import write_table_iii
+    table = write_table_iii(_params(args), args.units, args.metrics_dir, args.predictions_dir,
+                            args.models_dir, args.out)
+    log.info("Table III (%d runs, %s) -> %s.{csv,md,tex}", table["run"].nunique(),
+             table["dataset"].iloc[0], args.out)
 
 
 def cmd_predict(args) -> None:
@@ -344,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     scenes = sub.add_parser("scenes", help="acoustic scenes and other labelled clips",
                             description="Acquire labelled clips (DCASE 2016, ESC-10, ESC-50, "
-                                        "a folder per class or a CSV) and cut them into units.")
+                                        "a folder per class or a CSV), cut them into units, "
+                                        "train and evaluate the Table III grid per fold and "
+                                        "write the table.")
     scsub = scenes.add_subparsers(dest="scenes_command", required=True, metavar="STEP")
 
     p = step(scsub, "fetch", cmd_scenes_fetch,
@@ -368,6 +399,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", required=True, type=Path, help="output of `scenes fetch`")
     p.add_argument("--out", required=True, type=Path, help="unit store directory to write")
     per_recording_options(p)
+
+    p = step(scsub, "train", cmd_scenes_train,
+             "train one run of the Table III grid on one fold (resumable)",
+             "Train RUN (static-N or learnable-N) on the units of fold K's training set, "
+             "evaluating every epoch on fold K's evaluation set (clip-level MACC selects the "
+             "best epoch). Writes OUT/best.pt and OUT/last.pt (self-describing model files), "
+             "history.csv, frontend.csv, summary.json and dvclive/. A killed run started "
+             "again resumes from its last completed epoch (kept beside OUT until the run ends).")
+    p.add_argument("run", metavar="RUN", help="static-N or learnable-N")
+    p.add_argument("--fold", type=int, required=True, help="the fold (train{K} / evaluate{K})")
+    p.add_argument("--seed", type=int, required=True, help="seed of initialisation, sampling")
+    p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
+    p.add_argument("--out", required=True, type=Path, help="run directory to write")
+    p.add_argument("--init", type=Path,
+                   help="learnable-N: the model file of static-N trained on the same fold")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = step(scsub, "evaluate", cmd_scenes_evaluate,
+             "evaluate a trained scene model on its fold's evaluation set",
+             "Evaluate MODEL on the evaluation units of the fold it was trained on: clip-level "
+             "(mean of the unit posteriors) and unit-level accuracy, macro sensitivity, "
+             "specificity and precision, both F1 definitions and MACC, with bootstrap "
+             "intervals over clips; per-class metrics and confusion matrices. Writes "
+             "OUT/units.csv and OUT/clips.csv (predictions and probabilities) and METRICS.")
+    p.add_argument("--model", required=True, type=Path, help="a model file (best.pt / last.pt)")
+    p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
+    p.add_argument("--out", required=True, type=Path, help="predictions directory to write")
+    p.add_argument("--metrics", required=True, type=Path, help="metrics JSON file to write")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    p = step(scsub, "table", cmd_scenes_table,
+             "Table III from the evaluated runs, beside the paper's numbers",
+             "Aggregate the evaluated runs of the grid (params: runs, folds and seeds at the "
+             "active scale): per metric the mean and sd over folds and seeds, a bootstrap "
+             "interval over clips, the paper's value and the difference; the table says which "
+             "data set, scale and folds produced the numbers and what was left out. Writes "
+             "OUT.{csv,md,tex} (clip level), OUT-units.{csv,md,tex} (unit level) and "
+             "OUT-classes.json (per-class metrics and summed confusion matrices).")
+    p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
+    p.add_argument("--metrics-dir", required=True, type=Path,
+                   help="metrics of `scenes evaluate`, as RUN/foldK/seedS.json")
+    p.add_argument("--predictions-dir", required=True, type=Path,
+                   help="predictions of `scenes evaluate`, as RUN/foldK/seedS/")
+    p.add_argument("--models-dir", required=True, type=Path,
+                   help="run directories of `scenes train`, as RUN/foldK/seedS/")
+    p.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
 
     p = step(sub, "predict", cmd_predict,
              "classify heart-sound recordings with a trained model",
@@ -418,6 +500,7 @@ def _raise_terminated(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if argv is None and _TUNED_COMMANDS & {getattr(args, "physionet_command", None),
+                                           getattr(args, "scenes_command", None),
                                            getattr(args, "command", None)}:
         from spectnet.runtime import reexec_with_tuned_malloc
         reexec_with_tuned_malloc()

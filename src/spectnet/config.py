@@ -118,26 +118,42 @@ class HeartSoundsBudget(_Section):
 
 
 @dataclass(frozen=True)
+class ScenesBudget(_Section):
+    """The scene experiments' size at one scale: which folds, and the two stages."""
+    folds: tuple[int, ...]
+    static: Budget
+    learnable: Budget
+    bootstrap: int
+
+
+@dataclass(frozen=True)
 class ScaleConfig(_Section):
     """One scale: seeds and budgets."""
     seeds: tuple[int, ...]
     heart_sounds: HeartSoundsBudget
+    scenes: ScenesBudget
 
 
-def _scale(seeds, static, learnable, baselines, dropout, bootstrap) -> ScaleConfig:
+def _scale(seeds, static, learnable, baselines, dropout, bootstrap, scenes) -> ScaleConfig:
+    folds, scene_static, scene_learnable, scene_bootstrap = scenes
     return ScaleConfig(tuple(seeds), HeartSoundsBudget(
-        Budget(*static), Budget(*learnable), Budget(*baselines), dropout, bootstrap))
+        Budget(*static), Budget(*learnable), Budget(*baselines), dropout, bootstrap),
+        ScenesBudget(tuple(folds), Budget(*scene_static), Budget(*scene_learnable),
+                     scene_bootstrap))
 
 
 @dataclass(frozen=True)
 class ScalesConfig(_Section):
     """full = the paper's settings (GPU), quick = a CPU in about an hour, smoke = CI."""
     full: ScaleConfig = field(default_factory=lambda: _scale(
-        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), None, 2000))
+        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), None, 2000,
+        ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))
     quick: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 0.0, 1000))
+        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 0.0, 1000,
+        ((1,), (3, 8, 16), (2, 8, 8), 1000)))
     smoke: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 0.0, 50))
+        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 0.0, 50,
+        ((1,), (1, 4, 1), (1, 4, 1), 50)))
 
 
 @dataclass(frozen=True)
@@ -286,6 +302,22 @@ class SceneFrontendConfig(_Section):
 
 
 @dataclass(frozen=True)
+class SceneLearnableStageConfig(_Section):
+    """Stage 2 of the scene models: everything trained, from the static model."""
+    learn: tuple[str, ...] = ("f", "b", "a")
+    lr: float = 0.005
+    frontend_lr: float = 0.005
+
+
+@dataclass(frozen=True)
+class SceneTrainingConfig(_Section):
+    """How the scene models train (REPRODUCTION.md §4.2: Adam, batch 64, lr 0.005)."""
+    sampler: str = "shuffled"
+    static: StaticStageConfig = field(default_factory=lambda: StaticStageConfig(lr=0.005))
+    learnable: SceneLearnableStageConfig = field(default_factory=SceneLearnableStageConfig)
+
+
+@dataclass(frozen=True)
 class ScenesConfig(_Section):
     """Acoustic scenes and other labelled clips (REPRODUCTION.md §6)."""
     dataset: str = "auto"
@@ -295,6 +327,8 @@ class ScenesConfig(_Section):
     min_clip_s: float = 1.0
     units: UnitsConfig = field(default_factory=UnitsConfig)
     frontend: SceneFrontendConfig = field(default_factory=SceneFrontendConfig)
+    training: SceneTrainingConfig = field(default_factory=SceneTrainingConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def unit(self, dataset: str) -> UnitConfig:
         """The unit settings of ``dataset`` (``dcase2016``, ``esc10``, ...)."""

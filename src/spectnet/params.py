@@ -61,6 +61,19 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),
+    # N, fold and seed come from the job; the model files record the unit store's settings
+    "train_static_scenes": (
+        "scale", "scales.{scale}.scenes.static", "scenes.training.sampler",
+        "scenes.training.static", "scenes.frontend.kernel_size", "scenes.frontend.win_length",
+        "scenes.frontend.hop_length"),
+    "train_learnable_scenes": (
+        "scale", "scales.{scale}.scenes.learnable", "scenes.training.sampler",
+        "scenes.training.learnable"),
+    "evaluate_scenes": ("scale", "scales.{scale}.scenes.bootstrap", "scenes.evaluation"),
+    "table_scenes": (
+        "scale", "scales.{scale}.seeds", "scales.{scale}.scenes.folds",
+        "scales.{scale}.scenes.bootstrap", "scenes.frontend.n_filters",
+        "scenes.frontend.learnable_n_filters", "scenes.evaluation"),
 }
 
 

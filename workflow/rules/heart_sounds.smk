@@ -7,8 +7,8 @@
 BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
 #: The sources a training job runs (rerun when they change).
-TRAINING_CODE = ("experiments/heart_sounds.py", "training", "models", "frontend.py",
-                 "functional.py", "evaluation/metrics.py")
+TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/runs.py", "training", "models",
+                 "frontend.py", "functional.py", "evaluation/metrics.py")
 
 
 wildcard_constraints:

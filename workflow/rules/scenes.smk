@@ -1,8 +1,26 @@
-# Acoustic scenes and other labelled clips: acquire the configured data set, then cut every
-# clip into fixed-length units. scenes.dataset: auto is resolved here too, so that the rules
-# rerun when the resolution changes (a DCASE 2016 copy appears or goes away).
-from spectnet.config import ScenesConfig
+# Acoustic scenes and other labelled clips: acquire the configured data set, cut every clip
+# into fixed-length units, then Table III: one training job per run, fold and seed
+# (static-N with the front-end frozen; learnable-N fine-tunes the static-N model of the
+# same fold and seed), one evaluation per trained run, and the table. scenes.dataset: auto
+# is resolved here, so that the rules rerun when the resolution changes (a DCASE 2016
+# copy appears or goes away), and the outputs of each data set live apart. A killed
+# training job resumes when run again (its checkpoint lives beside the output).
+from spectnet.config import Params
 from spectnet.datasets.scenes import choose_dataset
+from spectnet.experiments.scenes import run_names as scene_run_names
+
+SCENES = Params.from_dict(config)
+SCENE_DATASET = choose_dataset(SCENES.scenes).dataset
+SCENE_UNITS = "data/processed/scenes-units"
+SCENE_MODELS = f"models/scenes/{SCENE_DATASET}"
+SCENE_PREDICTIONS = f"data/predictions/scenes/{SCENE_DATASET}"
+SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
+#: Every run/fold/seed of the Table III grid at the active scale.
+SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(SCENES)
+              for fold in SCENES.active_scale.scenes.folds for seed in SCENES.active_scale.seeds]
+#: The sources a training job runs (rerun when they change).
+SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/runs.py", "training", "models",
+                       "frontend.py", "functional.py", "evaluation/metrics.py")
 
 
 rule fetch_scenes:
@@ -10,7 +28,7 @@ rule fetch_scenes:
         directory("data/raw/scenes"),
     params:
         config=step_params("fetch_scenes"),
-        dataset=choose_dataset(ScenesConfig.from_dict(config["scenes"])).dataset,
+        dataset=SCENE_DATASET,
     log:
         "logs/fetch_scenes.log",
     shell:
@@ -19,14 +37,104 @@ rule fetch_scenes:
 
 rule preprocess_scenes:
     input:
-        "data/raw/scenes",
+        raw="data/raw/scenes",
+        code=code("preprocessing/audio.py", "preprocessing/clips.py"),
     output:
-        directory("data/processed/scenes-units"),
+        directory(SCENE_UNITS),
     params:
         config=step_params("preprocess_scenes"),
     threads: 8  # capped at --cores by Snakemake
     log:
         "logs/preprocess_scenes.log",
     shell:
-        "spectnet scenes preprocess --raw {input} --out {output} "
+        "spectnet scenes preprocess --raw {input.raw} --out {output} "
         "--params {params.config:q} --workers {threads} --log {log}"
+
+
+rule train_static_scenes:
+    input:
+        units=SCENE_UNITS,
+        code=code(*SCENE_TRAINING_CODE),
+    output:
+        directory(f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}"),
+    params:
+        config=step_params("train_static_scenes"),
+    wildcard_constraints:
+        n=r"\d+",
+        fold=r"\d+",
+        seed=r"\d+",
+    threads: 8  # torch threads; capped at --cores
+    log:
+        f"logs/scenes/{SCENE_DATASET}/train/static-{{n}}-fold{{fold}}-seed{{seed}}.log",
+    shell:
+        "spectnet scenes train static-{wildcards.n} --fold {wildcards.fold} "
+        "--seed {wildcards.seed} --units {input.units} --out {output} --threads {threads} "
+        "--params {params.config:q} --log {log} -q"
+
+
+rule train_learnable_scenes:
+    input:
+        units=SCENE_UNITS,
+        static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
+        code=code(*SCENE_TRAINING_CODE),
+    output:
+        directory(f"{SCENE_MODELS}/learnable-{{n}}/fold{{fold}}/seed{{seed}}"),
+    params:
+        config=step_params("train_learnable_scenes"),
+    wildcard_constraints:
+        n=r"\d+",
+        fold=r"\d+",
+        seed=r"\d+",
+    threads: 8
+    log:
+        f"logs/scenes/{SCENE_DATASET}/train/learnable-{{n}}-fold{{fold}}-seed{{seed}}.log",
+    shell:
+        "spectnet scenes train learnable-{wildcards.n} --fold {wildcards.fold} "
+        "--seed {wildcards.seed} --units {input.units} --init {input.static}/best.pt "
+        "--out {output} --threads {threads} --params {params.config:q} --log {log} -q"
+
+
+rule evaluate_scenes:
+    input:
+        units=SCENE_UNITS,
+        run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
+        code=code("experiments/scenes.py", "evaluation"),
+    output:
+        predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
+        metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
+    params:
+        config=step_params("evaluate_scenes"),
+        model=SCENES.scenes.evaluation.model,
+    wildcard_constraints:
+        run=r"(static|learnable)-\d+",
+        fold=r"\d+",
+        seed=r"\d+",
+    threads: 8
+    log:
+        f"logs/scenes/{SCENE_DATASET}/evaluate/{{run}}-fold{{fold}}-seed{{seed}}.log",
+    shell:
+        "spectnet scenes evaluate --model {input.run}/{params.model}.pt --units {input.units} "
+        "--out {output.predictions} --metrics {output.metrics} "
+        "--params {params.config:q} --log {log}"
+
+
+rule table_scenes:
+    input:
+        units=SCENE_UNITS,
+        metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
+        predictions=[f"{SCENE_PREDICTIONS}/{job}" for job in SCENE_JOBS],
+        models=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
+        code=code("experiments/scenes.py", "evaluation", "reporting/tables.py"),
+    output:
+        report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
+               category="Table III"),
+        multiext(f"{SCENE_RESULTS}/table3", ".md", ".tex", "-units.csv", "-units.md",
+                 "-units.tex", "-classes.json"),
+    params:
+        config=step_params("table_scenes"),
+    log:
+        f"logs/scenes/{SCENE_DATASET}/table3.log",
+    shell:
+        "spectnet scenes table --units {input.units} --metrics-dir {SCENE_RESULTS}/runs "
+        "--predictions-dir {SCENE_PREDICTIONS} --models-dir {SCENE_MODELS} "
+        "--out {SCENE_RESULTS}/table3 --params {params.config:q} --log {log}"

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["confusion_matrix", "binary_metrics", "multiclass_metrics", "majority_vote",
-           "mean_posterior"]
+__all__ = ["confusion_matrix", "binary_metrics", "multiclass_metrics", "per_class_metrics",
+           "majority_vote", "mean_posterior"]
 
 
 def _ratio(num, den):
@@ -49,6 +49,14 @@ def binary_metrics(y_true, y_pred, weights=None) -> dict[str, float]:
             "tp": float(tp), "tn": float(tn), "fp": float(fp), "fn": float(fn)}
 
 
+def _one_vs_rest(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class sensitivity, specificity and precision of a confusion matrix."""
+    tp = np.diag(cm)
+    fn, fp = cm.sum(1) - tp, cm.sum(0) - tp
+    tn = cm.sum() - tp - fn - fp
+    return _ratio(tp, tp + fn), _ratio(tn, tn + fp), _ratio(tp, tp + fp)
+
+
 def multiclass_metrics(y_true, y_pred, n_classes: int, weights=None) -> dict[str, float]:
     """Accuracy and macro one-vs-rest metrics of ``n_classes``-way predictions.
 
@@ -62,17 +70,28 @@ def multiclass_metrics(y_true, y_pred, n_classes: int, weights=None) -> dict[str
         (0.75, 0.667, 0.6)
     """
     cm = confusion_matrix(y_true, y_pred, n_classes, weights)
-    total = cm.sum()
-    tp = np.diag(cm)
-    fn, fp = cm.sum(1) - tp, cm.sum(0) - tp
-    tn = total - tp - fn - fp
-    se, sp, prec = _ratio(tp, tp + fn), _ratio(tn, tn + fp), _ratio(tp, tp + fp)
+    se, sp, prec = _one_vs_rest(cm)
     macro_se, macro_sp, macro_prec = se.mean(), sp.mean(), prec.mean()
-    return {"accuracy": float(_ratio(tp.sum(), total)), "sensitivity": float(macro_se),
+    return {"accuracy": float(_ratio(np.trace(cm), cm.sum())), "sensitivity": float(macro_se),
             "specificity": float(macro_sp), "precision": float(macro_prec),
             "f1": float(_ratio(2 * macro_prec * macro_se, macro_prec + macro_se)),
             "f1_mean": float(_ratio(2 * prec * se, prec + se).mean()),
             "macc": float((macro_se + macro_sp) / 2)}
+
+
+def per_class_metrics(y_true, y_pred, n_classes: int) -> pd.DataFrame:
+    """One-vs-rest metrics of every class: ``support`` (true examples), ``sensitivity``,
+    ``specificity``, ``precision`` and ``f1``, one row per class index.
+
+    Example:
+        >>> per_class_metrics([0, 1, 2, 2], [0, 2, 2, 2], 3)["sensitivity"].tolist()
+        [1.0, 0.0, 1.0]
+    """
+    cm = confusion_matrix(y_true, y_pred, n_classes)
+    se, sp, prec = _one_vs_rest(cm)
+    return pd.DataFrame({"support": cm.sum(1).astype(int), "sensitivity": se,
+                         "specificity": sp, "precision": prec,
+                         "f1": _ratio(2 * prec * se, prec + se)})
 
 
 def majority_vote(groups, y_true, y_pred) -> pd.DataFrame:

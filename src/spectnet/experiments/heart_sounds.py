@@ -18,22 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from spectnet.atomic import atomic_dir, atomic_write_text, remove_path
+from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
 from spectnet.evaluation.statistics import bootstrap_ci
-from spectnet.models import build_model
-from spectnet.training.checkpoint import load_model, read_model_file, save_model
+from spectnet.experiments.runs import Run, default_device, fit_run, read_init_model, resume_dir
+from spectnet.training.checkpoint import load_model
 from spectnet.training.data import ExampleSet, load_examples
-from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+from spectnet.training.trainer import StageSettings, predict_proba
 
 __all__ = ["CLASSES", "Run", "parse_run", "run_names", "model_spec", "learnable_spec",
            "stage_settings",
@@ -45,17 +44,6 @@ CLASSES = ("normal", "abnormal")
 TASK = "physionet2016-heart-sounds"
 _RUN = re.compile(r"^(?:(static|learnable)-(\d+)|gammatone-(1d|2d))$")
 _LEARN = {"f": "center_frequency", "b": "bandwidth", "a": "amplitude", "n": "order"}
-
-
-@dataclass(frozen=True)
-class Run:
-    """One configuration of the grid: ``kind`` is static, learnable, gammatone-1d or -2d."""
-    kind: str
-    n_filters: int
-
-    @property
-    def name(self) -> str:
-        return self.kind if self.kind.startswith("gammatone") else f"{self.kind}-{self.n_filters}"
 
 
 def parse_run(name: str, params: Params) -> Run:
@@ -170,13 +158,6 @@ def score(probabilities: np.ndarray, examples: ExampleSet) -> dict[str, float]:
             **{k: metrics[k] for k in ("sensitivity", "specificity", "precision", "f1", "macc")}}
 
 
-def resume_dir(out_dir: str | Path) -> Path:
-    """Where a run keeps its resume checkpoint until it finishes: a hidden sibling of the
-    output (Snakemake removes a failed job's outputs, never this)."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / f".{out_dir.name}.resume"
-
-
 def _task_info(params: Params, run: Run, seed: int) -> dict:
     """What a model file needs besides weights to classify a new recording."""
     return {"task": TASK, "classes": list(CLASSES), "run": run.name, "seed": seed,
@@ -199,63 +180,22 @@ def train_run(name: str, seed: int, params: Params, beats_dir: str | Path,
         init_model: for ``learnable-N``, the ``static-N`` model file to start from.
     """
     run = parse_run(name, params)
-    out_dir = Path(out_dir)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    init_info = None
-    if run.kind == "learnable":
-        if init_model is None:
-            raise SpectNetError(f"{run.name} is fine-tuned from static-{run.n_filters}: "
-                                "give its model file (--init)")
-        init_info = read_model_file(init_model)
-        if init_info.get("run") != f"static-{run.n_filters}":
-            raise SpectNetError(f"{init_model}: {run.name} fine-tunes static-{run.n_filters}, "
-                                f"but this model is {init_info.get('run')!r}")
-        spec = learnable_spec(init_info["spec"], params)
-    elif init_model is not None:
-        raise SpectNetError(f"{run.name} trains from scratch; --init is only for learnable runs")
-    else:
-        spec = model_spec(run, params)
-    torch.manual_seed(seed)
-    model = build_model(spec)
-    if init_info is not None:
-        model.load_state_dict(init_info["state_dict"])
+    device = default_device(device)
+    init_info = read_init_model(run.name, f"static-{run.n_filters}"
+                                if run.kind == "learnable" else None, init_model)
+    spec = learnable_spec(init_info["spec"], params) if init_info else model_spec(run, params)
     stage = stage_settings(run, params, device)
     train = load_split(beats_dir, params.heart_sounds.fold, "train", device)
     validation = load_split(beats_dir, params.heart_sounds.fold, "validation", device)
     log.info("%s seed %d (%s scale): %d training beats, %d validation beats of %d recordings, "
              "%s", run.name, seed, params.scale, len(train), len(validation),
              len(set(validation.groups)), device)
-    work = resume_dir(out_dir)
-    init_epoch = init_info.get("epoch") if init_info else None
-    result = train_stage(
-        model, stage, train, validation, score, seed=seed, work_dir=work,
-        run_settings={"spec": spec, "init": str(init_model) if init_model else None,
-                      "init_epoch": init_epoch, "fold": params.heart_sounds.fold},
-        progress=progress, live_dir=work / "dvclive")
-
-    info = _task_info(params, run, seed)
-    summary = {**{k: info[k] for k in ("run", "seed", "scale")},
-               "epochs": len(result.history), "best_epoch": result.best_epoch,
-               "best": result.best, "last": result.history[-1],
-               "train_examples": len(train), "validation_beats": len(validation),
-               "validation_recordings": int(len(set(validation.groups))),
-               "initialised_from": str(init_model) if init_model else None,
-               "train_seconds": float(sum(r["train_seconds"] for r in result.history)),
-               "stage": stage.__dict__}
-    with atomic_dir(out_dir) as tmp:
-        for file, state, epoch in (("best.pt", result.best_state, result.best_epoch),
-                                   ("last.pt", result.last_state, len(result.history))):
-            model.load_state_dict(state)
-            save_model(tmp / file, model, spec, **info, epoch=epoch,
-                       validation=result.history[epoch - 1])
-        pd.DataFrame(result.history).to_csv(tmp / "history.csv", index=False)
-        pd.DataFrame(result.frontend_trace).to_csv(tmp / "frontend.csv", index=False)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if (work / "dvclive").exists():
-            (work / "dvclive").rename(tmp / "dvclive")
-    remove_path(work)
-    return summary
+    return fit_run(spec, stage, train, validation, score, seed=seed, out_dir=out_dir,
+                   info=_task_info(params, run, seed), init=init_info, init_model=init_model,
+                   run_settings={"fold": params.heart_sounds.fold},
+                   summary={"validation_beats": len(validation),
+                            "validation_recordings": int(len(set(validation.groups)))},
+                   progress=progress)
 
 
 def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | Path,
@@ -269,7 +209,7 @@ def evaluate_run(model_path: str | Path, beats_dir: str | Path, out_dir: str | P
     metrics with bootstrap intervals over recordings, per-subset metrics and confusion
     matrices.
     """
-    model, info = load_model(model_path, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, info = load_model(model_path, default_device(device))
     heart = params.heart_sounds
     validation = load_split(beats_dir, heart.fold, "validation",
                             next(model.parameters()).device)
@@ -375,7 +315,8 @@ def table_ii(predictions_dir: str | Path, models_dir: str | Path, params: Params
     Returns:
         ``(table, mcnemar)``: one row per run and metric (tidy), one row per comparison.
     """
-    from spectnet.evaluation.statistics import mcnemar, mean_sd
+    from spectnet.evaluation.statistics import mcnemar
+    from spectnet.reporting.tables import tidy_rows
 
     predictions_dir, models_dir = Path(predictions_dir), Path(models_dir)
     seeds = params.active_scale.seeds
@@ -393,21 +334,21 @@ def table_ii(predictions_dir: str | Path, models_dir: str | Path, params: Params
                                  params.heart_sounds.evaluation.ci_level, seed=0)
         summaries = [json.loads((models_dir / name / f"seed{s}" / "summary.json").read_text())
                      for s in seeds]
-        for metric, column in TABLE_II_METRICS.items():
-            mean, sd = mean_sd([100 * m[metric] for m in per_seed])
-            paper = PAPER_TABLE_II.get(name, {}).get(metric)
-            low, high = intervals[metric]
-            rows.append({
-                "run": name, "model": run_label(name), "metric": column, "mean": mean, "sd": sd,
-                "ci_low": 100 * low, "ci_high": 100 * high, "paper": paper,
-                "difference": None if paper is None else mean - paper,
-                "ci_level": params.heart_sounds.evaluation.ci_level, "seeds": len(seeds),
-                "recordings": len(recordings[0]), "beats": int(recordings[0]["n_beats"].sum()),
-                "scale": params.scale,
-                "epochs": float(np.mean([s["epochs"] for s in summaries])),
-                "best_epoch": float(np.mean([s["best_epoch"] for s in summaries])),
-                "last_epoch_macc": 100 * float(np.mean([s["last"]["macc"] for s in summaries])),
-                "train_minutes": float(np.mean([s["train_seconds"] for s in summaries])) / 60})
+        rows += tidy_rows(
+            name, run_label(name),
+            {column: [100 * m[metric] for m in per_seed]
+             for metric, column in TABLE_II_METRICS.items()},
+            intervals={column: (100 * intervals[metric][0], 100 * intervals[metric][1])
+                       for metric, column in TABLE_II_METRICS.items()},
+            ci_level=params.heart_sounds.evaluation.ci_level,
+            paper={column: PAPER_TABLE_II[name][metric]
+                   for metric, column in TABLE_II_METRICS.items() if name in PAPER_TABLE_II},
+            seeds=len(seeds), recordings=len(recordings[0]),
+            beats=int(recordings[0]["n_beats"].sum()), scale=params.scale,
+            epochs=float(np.mean([s["epochs"] for s in summaries])),
+            best_epoch=float(np.mean([s["best_epoch"] for s in summaries])),
+            last_epoch_macc=100 * float(np.mean([s["last"]["macc"] for s in summaries])),
+            train_minutes=float(np.mean([s["train_seconds"] for s in summaries])) / 60)
     for n in params.heart_sounds.learnable_filters:
         for seed in seeds:
             runs = [predictions_dir / f"{kind}-{n}" / f"seed{seed}" for kind in ("static", "learnable")]
@@ -422,33 +363,11 @@ def table_ii(predictions_dir: str | Path, models_dir: str | Path, params: Params
     return pd.DataFrame(rows), pd.DataFrame(tests)
 
 
-def _cell(mean: float, sd: float) -> str:
-    return f"{mean:.2f}" if np.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
-
-
-def table_ii_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Table II for reading: per run, our mean (± sd over seeds), the interval, the paper
-    and the difference, one column per metric."""
-    lines = []
-    for name, rows in table.groupby("run", sort=False):
-        rows = rows.set_index("metric")
-        metrics = list(TABLE_II_METRICS.values())
-        lines.append({"Model": rows["model"].iloc[0], "": "ours",
-                      **{m: _cell(rows.at[m, "mean"], rows.at[m, "sd"]) for m in metrics}})
-        lines.append({"Model": "", "": f"{rows['ci_level'].iloc[0]:.0%} CI",
-                      **{m: f"[{rows.at[m, 'ci_low']:.1f}, {rows.at[m, 'ci_high']:.1f}]"
-                         for m in metrics}})
-        if rows["paper"].notna().all():
-            lines.append({"Model": "", "": "paper", **{m: f"{rows.at[m, 'paper']:.2f}" for m in metrics}})
-            lines.append({"Model": "", "": "Δ", **{m: f"{rows.at[m, 'difference']:+.2f}" for m in metrics}})
-    return pd.DataFrame(lines)
-
-
 def write_table_ii(predictions_dir: str | Path, models_dir: str | Path, out_prefix: str | Path,
                    params: Params) -> pd.DataFrame:
     """Compute Table II and write ``out_prefix.{csv,md,tex}`` plus the McNemar tests as
     ``out_prefix-mcnemar.csv``. Returns the tidy table."""
-    from spectnet.reporting.tables import write_table
+    from spectnet.reporting.tables import display_table, write_table
 
     table, tests = table_ii(predictions_dir, models_dir, params)
     seeds = params.active_scale.seeds
@@ -469,6 +388,6 @@ def write_table_ii(predictions_dir: str | Path, models_dir: str | Path, out_pref
                      f"({row.items} items): {row.only_a} vs {row.only_b} discordant, "
                      f"p = {row.pvalue:.3g} ({row.method}).")
     title = f"Table II: heart-sound abnormality detection, PhysioNet 2016 fold {params.heart_sounds.fold}"
-    write_table(table, table_ii_display(table), out_prefix, title, notes)
+    write_table(table, display_table(table), out_prefix, title, notes)
     atomic_write_text(Path(f"{out_prefix}-mcnemar.csv"), tests.to_csv(index=False))
     return table

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
 import torch
 import torchaudio.functional
@@ -41,6 +40,8 @@ def resample(x: np.ndarray, orig_rate: int, new_rate: int, method: str = "torcha
     if orig_rate == new_rate:
         return x
     if method == "polyphase":
+        import scipy.signal  # here: it takes seconds to import, and readers of stores need none
+
         g = np.gcd(orig_rate, new_rate)
         return scipy.signal.resample_poly(x, new_rate // g, orig_rate // g, axis=-1)
     return torchaudio.functional.resample(torch.from_numpy(x), orig_rate, new_rate).numpy()

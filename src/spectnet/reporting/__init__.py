@@ -1,1 +1,1 @@
-"""Reporting: tables (CSV, Markdown, LaTeX) and figures of the paper's results."""
+"""Reporting: the paper's tables (CSV, Markdown, LaTeX) with our numbers beside theirs."""

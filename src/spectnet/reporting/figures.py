@@ -127,13 +127,11 @@ def plot_filterbank_learning(pairs: Sequence[tuple[int, object, object]], run: s
         if len(old["center_frequency"]) != len(new["center_frequency"]):
             raise ValueError("before and after have different numbers of filters")
         index = np.arange(len(old["center_frequency"]))
-        changes = [("center_frequency", "Δ centre frequency (Hz)", new["center_frequency"]
-                    - old["center_frequency"]),
-                   ("bandwidth", "Δ bandwidth (Hz)", new["bandwidth"] - old["bandwidth"]),
-                   ("amplitude", "Δ amplitude (%)",
-                    100 * (new["amplitude"] / old["amplitude"] - 1))]
+        changes = [("Δ centre frequency (Hz)", new["center_frequency"] - old["center_frequency"]),
+                   ("Δ bandwidth (Hz)", new["bandwidth"] - old["bandwidth"]),
+                   ("Δ amplitude (%)", 100 * (new["amplitude"] / old["amplitude"] - 1))]
         colours = colormaps["viridis"](index / max(len(index) - 1, 1))
-        for k, (_, label, delta) in enumerate(changes):
+        for k, (label, delta) in enumerate(changes):
             ax = fig.add_subplot(grid[3 * row + k, 1])
             ax.bar(index, delta, color=colours)
             ax.axhline(0, color="black", linewidth=0.6)

@@ -60,6 +60,7 @@ rule all:
     default_target: True
     input:
         rules.table2_physionet.output,
+        rules.figures_physionet.output,
         rules.plot_segmentation_physionet.output,
         rules.table_scenes.output,
 

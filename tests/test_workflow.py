@@ -237,6 +237,16 @@ def test_report_renders_in_a_headless_browser_with_a_caption_for_every_result(or
     assert ("Recording a0001 with its Springer LR-HSMM segmentation: S1 (red)"
             in shown[figures.format("a0001")])
     assert "Summary of the beat dataset" in shown["results/physionet2016/segmentation.json"]
+    heart = "results/physionet2016/figures/{}.png"
+    captions = {"filterbank-learnable-16": "filterbank before and after learning",
+                "beat-spectrogram": "one normal and one abnormal beat",
+                "learning-curves": "Learning curves of every run of Table II",
+                "frontend-trajectories-learnable-16": "The gammatone filter parameters",
+                "per-subset-metrics": "per PhysioNet 2016 subset",
+                "confusion-matrices": "Confusion matrices of every run"}
+    for name, caption in captions.items():
+        assert caption in shown[heart.format(name)], name
+    assert "at the smoke scale" in shown[heart.format("learning-curves")]
     pixels = imread(screenshot)[..., :3].reshape(-1, 3)
     assert len(pixels) == 1280 * 900
     assert (pixels.min(axis=1) < 0.98).mean() > 0.05        # not a blank page: text,

@@ -131,6 +131,13 @@ def cmd_physionet_table(args) -> None:
     log.info("Table II (%d runs) -> %s.{csv,md,tex}", table["run"].nunique(), args.out)
 
 
+def cmd_physionet_figures(args) -> None:
+    from spectnet.reporting.figures import draw_heart_sound_figures
+    written = draw_heart_sound_figures(args.models_dir, args.runs_dir, args.beats, args.out_dir,
+                                       _params(args))
+    log.info("%d figures (PNG and PDF) -> %s", len(written) // 2, args.out_dir)
+
+
 def cmd_scenes_fetch(args) -> None:
     from spectnet.datasets.scenes import acquire
     params = _params(args)
@@ -369,6 +376,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", required=True, type=Path,
                    help="run directories of `physionet train`, as RUN/seedK/")
     p.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
+    p = step(phsub, "figures", cmd_physionet_figures,
+             "the heart-sound figures: filterbanks, beat spectrograms, curves, metrics",
+             "Draw the figures of the grid (params: runs and seeds at the active scale) as "
+             "PNG and PDF in OUT_DIR: filterbank-learnable-N (frequency responses before and "
+             "after learning, and each filter's change), beat-spectrogram (a normal and an "
+             "abnormal validation beat through static-N's front-end), learning-curves, "
+             "frontend-trajectories-RUN (filter parameters per epoch of each run that trains "
+             "its filters), per-subset-metrics (MAcc, Se, Sp per subset a-f) and "
+             "confusion-matrices (recording and beat level).")
+    p.add_argument("--models-dir", required=True, type=Path,
+                   help="run directories of `physionet train`, as RUN/seedK/")
+    p.add_argument("--runs-dir", required=True, type=Path,
+                   help="metrics of `physionet evaluate`, as RUN/seedK.json")
+    p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
+    p.add_argument("--out-dir", required=True, type=Path, help="where the figures go")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
 
     scenes = sub.add_parser("scenes", help="acoustic scenes and other labelled clips",

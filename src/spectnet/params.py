@@ -58,6 +58,10 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
         "scale", "scales.{scale}.seeds", "scales.{scale}.heart_sounds.bootstrap",
         "heart_sounds.static_filters", "heart_sounds.learnable_filters",
         "heart_sounds.evaluation.ci_level"),
+    "figures_physionet": (
+        "scale", "scales.{scale}.seeds", "heart_sounds.fold", "heart_sounds.static_filters",
+        "heart_sounds.learnable_filters", "heart_sounds.baselines.learnable_filters",
+        "heart_sounds.evaluation.model"),
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),

@@ -120,3 +120,51 @@ rule table2_physionet:
         "spectnet physionet table --predictions-dir data/predictions/physionet2016 "
         "--models-dir {MODELS} "
         "--out results/physionet2016/table2 --params {params.config:q} --log {log}"
+
+
+# The figures of the grid, drawn from the run directories and the evaluations.
+FIGURES = "results/physionet2016/figures"
+#: The caption (workflow/report/<caption>.rst) of each figure, by the start of its name.
+FIGURE_CAPTIONS = {
+    "filterbank-": "figure_filterbank",
+    "beat-spectrogram": "figure_beat_spectrogram",
+    "learning-curves": "figure_learning_curves",
+    "frontend-trajectories-": "figure_frontend_trajectories",
+    "per-subset-metrics": "figure_subset_metrics",
+    "confusion-matrices": "figure_confusion_matrices",
+}
+
+
+def heart_sound_figures():
+    """The figure names of the grid at the active scale (without suffix)."""
+    from spectnet.config import Params
+    from spectnet.reporting.figures import heart_sound_figure_names
+
+    return heart_sound_figure_names(Params.from_dict(config))
+
+
+def figure_in_report(name):
+    caption = next(c for start, c in FIGURE_CAPTIONS.items() if name.startswith(start))
+    return report(f"{FIGURES}/{name}.png", caption=f"../report/{caption}.rst",
+                  category="Heart-sound figures", labels={"figure": name})
+
+
+rule figures_physionet:
+    input:
+        beats=BEATS,
+        runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
+        metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
+                 for run, seed in heart_sound_runs()],
+        code=code("reporting/figures.py", "plotting.py", "frontend.py", "functional.py",
+                  "training/checkpoint.py", "models"),
+    output:
+        png=[figure_in_report(name) for name in heart_sound_figures()],
+        pdf=[f"{FIGURES}/{name}.pdf" for name in heart_sound_figures()],
+    params:
+        config=step_params("figures_physionet"),
+    log:
+        "logs/physionet2016/figures.log",
+    shell:
+        "spectnet physionet figures --models-dir {MODELS} "
+        "--runs-dir results/physionet2016/runs --beats {input.beats} --out-dir {FIGURES} "
+        "--params {params.config:q} --log {log}"

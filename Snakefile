@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 from spectnet.params import ParamsError, changed_keys, load_params, params_slice
@@ -76,8 +77,24 @@ def _record_run_in_dvc():
         record_in_dvc(workflow.dag.finished_jobs, overridden=_overridden)
 
 
+_SCALES = {"full": "the paper's settings; needs a GPU",
+           "quick": "a CPU run of the whole grid in about an hour",
+           "smoke": "every step in minutes; numbers near chance"}
+
+
+def _say_scale(when):
+    scale = config["scale"]
+    logger.info(f"SpectNet workflow {when} at the {scale} scale ({_SCALES[scale]}; set "
+                f"`scale:` in params.yaml or --config scale=full|quick|smoke).")
+
+
+onstart:
+    _say_scale("running")
+
+
 onsuccess:
     _record_run_in_dvc()
+    _say_scale("finished")
 
 
 onerror:

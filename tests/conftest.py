@@ -26,6 +26,12 @@ def physionet_dir() -> Path:
     return require(PHYSIONET)
 
 
+@pytest.fixture(scope="session")
+def esc10_dir() -> Path:
+    """The real ESC-10 clips, one folder per class (read-only)."""
+    return require(DATA_ROOT / "esc10")
+
+
 def make_raw_dir(dest: Path, records: dict[str, list[str]]) -> Path:
     """An acquired data set (the layout `spectnet physionet fetch` writes) holding a few
     real records: ``records`` maps subset letter -> record names."""

@@ -89,21 +89,34 @@ def make_physionet_subset(physionet_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def small_params(data: Path) -> dict:
-    """The repository's params.yaml, reading ``data`` (a local subset), drawing two
-    records, at the smoke scale where the params have scales."""
+def make_esc10_subset(esc10_dir: Path, dest: Path) -> Path:
+    """A small real ESC-10 copy: one clip per class and fold (40 clips)."""
+    for class_dir in sorted(esc10_dir.glob("0* - *")):
+        (dest / class_dir.name).mkdir(parents=True)
+        for fold in "1234":
+            clip = sorted(class_dir.glob(f"{fold}-*.ogg"))[0]
+            shutil.copy(clip, dest / class_dir.name / clip.name)
+    return dest
+
+
+def small_params(physionet: Path, esc10: Path) -> dict:
+    """The repository's params.yaml at the smoke scale, reading local copies of the data
+    (``physionet``, ``esc10``), drawing two records, with a scene grid of one static and
+    one learnable run."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["physionet"].update(source="local", local_path=str(data))
-    params["physionet"]["folds"] = {"source": "local", "local_path": str(data / "folds")}
+    params["scale"] = "smoke"
+    params["physionet"].update(source="local", local_path=str(physionet))
+    params["physionet"]["folds"] = {"source": "local", "local_path": str(physionet / "folds")}
     params["segmentation"]["plot_records"] = ["a0001", "e00001"]
-    if "scale" in params:
-        params["scale"] = "smoke"
+    params["scenes"]["data"]["esc10"]["local_path"] = str(esc10)
+    params["scenes"]["frontend"].update(n_filters=[16], learnable_n_filters=16)
     return params
 
 
-def make_workflow_repo(root: Path, data: Path, git: bool = True) -> Path:
-    """A user's checkout at ``root``: the workflow files, params.yaml reading ``data``,
-    its dvc.yaml (generated: the job set depends on the scale) and (with ``git``) a git
+def make_workflow_repo(root: Path, physionet: Path, esc10: Path,
+                       git: bool = True) -> Path:
+    """A user's checkout at ``root``: the workflow files, params.yaml reading the data
+    copies (`small_params`), its dvc.yaml (generated: the job set depends on the scale) and (with ``git``) a git
     repository with DVC initialised and everything committed."""
     root.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
@@ -113,7 +126,7 @@ def make_workflow_repo(root: Path, data: Path, git: bool = True) -> Path:
                             ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy(src, root / name)
-    (root / "params.yaml").write_text(yaml.safe_dump(small_params(data), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(small_params(physionet, esc10), sort_keys=False))
     write_dvc_yaml(root)
     if git:
         run("git", "init", "-q", "-b", "main", cwd=root)

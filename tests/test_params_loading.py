@@ -113,8 +113,11 @@ def test_command_line_overrides_get_the_schema_types():
 
 
 def test_an_override_that_is_still_the_wrong_type_gets_the_schema_message():
+    # every step that reads the key is named (training records the preprocessing too)
     with pytest.raises(ParamsError, match=r"preprocess.lowpass_hz: 'high' is not of type "
-                                          r"'number' \(read by: preprocess_physionet\)"):
+                                          r"'number' \(read by: preprocess_physionet, "
+                                          r"train_baseline_physionet, train_learnable_physionet, "
+                                          r"train_static_physionet\)"):
         load_params(REPO / "params.yaml", overrides={"preprocess": {"lowpass_hz": "high"}})
     with pytest.raises(ParamsError, match=r"params.yaml \(\+ --config\): preprocess.lowpass_hz: "
                                           r"0 is less than or equal to the minimum of 0"):
@@ -123,8 +126,9 @@ def test_an_override_that_is_still_the_wrong_type_gets_the_schema_message():
 
 def test_step_keys_resolve_placeholders_from_params_and_wildcards(monkeypatch):
     from spectnet import params as params_module
-    monkeypatch.setitem(params_module.STEP_PARAMS, "train",
-                        ("scale", "beats.{field}", "{section}.lowpass_hz"))
+    monkeypatch.setattr(params_module, "STEP_PARAMS", {
+        "segment_physionet": ("beats",), "plot": ("segmentation",),
+        "train": ("scale", "beats.{field}", "{section}.lowpass_hz")})
     params = {"scale": "beats", "beats": {"beat_length": 7, "other": 1},
               "preprocess": {"lowpass_hz": 300}}
     wildcards = {"field": "beat_length", "section": "preprocess"}

@@ -312,9 +312,10 @@ def _dry_run(root: Path, *config: str) -> tuple[str, dict[str, int]]:
 
 @pytest.mark.slow
 def test_scene_rules_plan_the_grid_per_fold_and_seed(tmp_path):
-    for name in ("Snakefile", "params.yaml"):
-        shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "workflow", tmp_path / "workflow")
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    for name in ("Snakefile", "workflow", "src"):    # src: the rules' code inputs
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
+        copy(REPO / name, tmp_path / name)
     out, counts = _dry_run(tmp_path, "scale=full")
     # 6 static N x 4 folds x 3 seeds, learnable-46 likewise, an evaluation each, one table
     assert counts == {"fetch_scenes": 1, "preprocess_scenes": 1, "train_static_scenes": 72,

@@ -17,8 +17,8 @@ from helpers_training import assert_killed_run_resumes_exactly, same_run
 from spectnet.cli import main
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
-from spectnet.experiments.heart_sounds import (load_split, parse_run, resume_dir, score,
-                                               stage_settings, train_run)
+from spectnet.experiments.heart_sounds import (load_split, model_spec, parse_run, resume_dir,
+                                               score, stage_settings, train_run)
 from spectnet.models import build_model
 from spectnet.params import validate_params
 from spectnet.training.checkpoint import load_model, read_model_file
@@ -162,6 +162,32 @@ def test_stage_settings_follow_params_and_scale():
     assert baseline.lr_decay == pytest.approx(0.0001132885 * 48 / 64)
     with pytest.raises(SpectNetError, match="unknown run"):
         parse_run("static", params)
+
+
+@pytest.mark.parametrize("dim", ["1d", "2d"])
+def test_baseline_filters_start_where_batch_norm_can_see_their_output(dim, train_set):
+    """The SpectNet code's b = 100 Hz, a = 1e4 give outputs so far below the batch norm's
+    eps that it passes almost none of the signal (the network sees a constant); the
+    baselines start from Heartnet's b and a."""
+    params = smoke_params()
+    model = build_model(model_spec(parse_run(f"gammatone-{dim}", params), params))
+    filterbank = model.frontend
+    assert torch.allclose(filterbank.bandwidth, torch.tensor(30.0))
+    assert torch.allclose(filterbank.amplitude, torch.tensor(1e5))
+    with torch.no_grad():
+        out = filterbank(train_set.batch(torch.arange(64))[0])
+    def passed(out):   # the share of the signal a batch norm with eps 1.1e-5 passes
+        var = out.std(dim=(0, 2)).max() ** 2
+        return float((var / (var + 1.1e-5)).sqrt())
+
+    assert out.shape[:2] == (64, 4) and passed(out) > 0.1
+    code = Params.from_dict(validate_params(
+        {**params.to_dict(), "heart_sounds": {"baselines": {"bandwidth": 100, "amplitude": 1e4}}},
+        partial=True))
+    with torch.no_grad():
+        tiny = build_model(model_spec(parse_run(f"gammatone-{dim}", code), code)).frontend(
+            train_set.batch(torch.arange(64))[0])
+    assert passed(tiny) < 0.005
 
 
 # ----------------------------------------------------------------------------- runs

@@ -17,15 +17,17 @@ import yaml
 
 from conftest import REPO
 from helpers_browser import render_report
-from helpers_workflow import (BIN, clone, commit, dvc, make_physionet_subset,
+from helpers_workflow import (BIN, clone, commit, dvc, make_esc10_subset, make_physionet_subset,
                               make_workflow_repo, nothing_to_do, planned_jobs, run, set_params,
                               snakemake)
 from spectnet.cli import main
-from spectnet.params import STEP_PARAMS, load_params, params_slice
+from spectnet.params import STEP_PARAMS, load_params, params_slice, step_keys
 from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, write_dvc_yaml
 
 DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",
               "plot_segmentation_physionet"}
+HEART_TRAINING_RULES = {"train_static_physionet", "train_learnable_physionet",
+                        "train_baseline_physionet"}
 
 
 def split_command(cmd: str) -> tuple[list[str], str | None]:
@@ -55,18 +57,19 @@ def test_each_dvc_stage_runs_its_snakemake_job_with_the_same_files_and_params():
     config = load_params(REPO / "params.yaml")
     for name, stage in stages.items():
         job = jobs[name]
+        rule, wildcards = job["rule"], job["wildcards"]
         runner, _, comment = stage["cmd"].partition("  # ")
         tokens = shlex.split(runner)
-        assert tokens[:5] == ["snakemake", "--force", "--no-hooks", "--allowed-rules", name]
+        assert tokens[:5] == ["snakemake", "--force", "--no-hooks", "--allowed-rules", rule]
         outs = [next(iter(o)) for kind in ("outs", "metrics", "plots")
                 for o in stage.get(kind, [])]
         assert sorted(tokens[6:]) == sorted(outs) == job["output"], name
         assert sorted(stage.get("deps", [])) == job["input"], name
         # The rule's command template follows, so editing it changes the stage's cmd.
-        assert comment.startswith(f"{name}: spectnet ")
+        assert comment.startswith(f"{rule}: spectnet ")
         _, smk_params = split_command(job["shell"])
-        assert json.loads(smk_params) == params_slice(config, name)
-        assert stage.get("params", []) == list(STEP_PARAMS[name])
+        assert json.loads(smk_params) == params_slice(config, rule, wildcards)
+        assert stage.get("params", []) == step_keys(config, rule, wildcards)
         for kind in ("outs", "metrics", "plots"):
             for out in stage.get(kind, []):
                 (path, options), = out.items()
@@ -108,11 +111,12 @@ def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
 
 
 def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_path):
-    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
+    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", tmp_path / "no-data",
+                              git=False)
     (root / "workflow/rules/demo.smk").write_text(
         'rule demo:\n'
         '    input: "data/interim/physionet2016"\n'
-        '    output: "results/demo/{part}/{seed}.json"\n'
+        '    output: "results/demo/{part}/{draw}.json"\n'
         '    shell: "echo {wildcards.part} > {output}"\n')
     rules = root / "workflow/rules/segmentation.smk"     # a params slice from wildcards
     rules.write_text(rules.read_text().replace(
@@ -124,21 +128,23 @@ def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_p
         'include: "workflow/rules/segmentation.smk"\ninclude: "workflow/rules/demo.smk"\n'
     ).replace("        rules.plot_segmentation_physionet.output,\n",
               "        rules.plot_segmentation_physionet.output,\n        expand("
-              "'results/demo/{part}/seed{seed}.json', part=['a', 'b.c'], seed=[1, 2]),\n"))
+              "'results/demo/{part}/draw{n}.json', part=['a', 'b.c'], n=[1, 2]),\n"))
+    before = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     write_dvc_yaml(root)
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    assert set(stages) == DATA_RULES | {"demo--part-a--seed-seed1", "demo--part-a--seed-seed2",
-                                        "demo--part-b_c--seed-seed1",
-                                        "demo--part-b_c--seed-seed2"}
-    assert stages["demo--part-b_c--seed-seed2"]["metrics"] == [
-        {"results/demo/b.c/seed2.json": {"cache": False, "persist": True}}]
+    assert set(stages) == set(before) | {
+        "demo--part-a--draw-draw1", "demo--part-a--draw-draw2", "demo--part-b_c--draw-draw1",
+        "demo--part-b_c--draw-draw2"}
+    assert stages["demo--part-b_c--draw-draw2"]["metrics"] == [
+        {"results/demo/b.c/draw2.json": {"cache": False, "persist": True}}]
     assert stages["plot_segmentation_physionet"]["params"] == ["segmentation.plot_records"]
     # The same jobs as Snakemake's own dry run of the whole DAG.
     assert set(planned_jobs("-F", cwd=root)) - {"all"} == set(stages)
 
 
 def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys):
-    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", git=False)
+    root = make_workflow_repo(tmp_path / "repo", tmp_path / "no-data", tmp_path / "no-data",
+                              git=False)
     stages = yaml.safe_load((root / "dvc.yaml").read_text())
     stages["stages"]["segment_physionet"]["params"] = ["beats"]
     del stages["stages"]["fetch_physionet"]
@@ -168,18 +174,21 @@ def test_invalid_and_unknown_params_fail_the_dry_run_naming_key_and_rule():
                      "preprocess={lowpass_hz: 0, lowpas_hz: 300}", cwd=REPO, check=False)
     assert proc.returncode != 0
     assert ("params.yaml (+ --config): preprocess.lowpass_hz: 0 is less than or equal to "
-            "the minimum of 0 (read by: preprocess_physionet)") in proc.stdout
+            "the minimum of 0 (read by: preprocess_physionet, train_baseline_physionet"
+            ) in proc.stdout
     assert "'lowpas_hz' was unexpected" in proc.stdout
 
 
 # ------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, physionet_dir):
-    """A user's repository where `snakemake` built everything on a small real subset,
-    then `dvc push` shared it through a local-directory remote; all committed."""
+def origin(tmp_path_factory, physionet_dir, esc10_dir):
+    """A user's repository where `snakemake` built everything (the whole DAG at the smoke
+    scale, training included) on small real subsets, then `dvc push` shared it through a
+    local-directory remote; all committed."""
     base = tmp_path_factory.mktemp("workflow")
-    data = make_physionet_subset(physionet_dir, base / "physionet-copy")
-    root = make_workflow_repo(base / "origin", data)
+    physionet = make_physionet_subset(physionet_dir, base / "physionet-copy")
+    esc10 = make_esc10_subset(esc10_dir, base / "esc10-copy")
+    root = make_workflow_repo(base / "origin", physionet, esc10)
     snakemake("--cores", "2", cwd=root)
     dvc("remote", "add", "-d", "shared", base / "remote", cwd=root)
     dvc("push", "-q", cwd=root)
@@ -196,6 +205,19 @@ def pulled_clone(origin: Path, dest: Path) -> Path:
 
 def stages_to_rerun(root: Path) -> set[str]:
     return set(json.loads(dvc("status", "--json", cwd=root).stdout or "{}"))
+
+
+def dvc_stages(root: Path) -> dict[str, dict]:
+    return yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+
+
+def rules_of(stages) -> dict[str, set[str]]:
+    """Stage (or job) names grouped by rule: ``train_static_physionet--n-4--seed-1`` ->
+    ``train_static_physionet``."""
+    grouped = {}
+    for name in stages:
+        grouped.setdefault(name.split("--")[0], set()).add(name)
+    return grouped
 
 
 @pytest.mark.slow
@@ -220,7 +242,12 @@ def test_snakemake_builds_the_data_and_dvc_agrees(origin):
     assert (origin / "data/interim/physionet2016/.snakemake_timestamp").exists()
     assert stages_to_rerun(origin) == set()
     lock = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
-    assert set(lock) == DATA_RULES
+    assert set(lock) == set(dvc_stages(origin))
+    assert set(rules_of(lock)) >= DATA_RULES | HEART_TRAINING_RULES | {
+        "evaluate_physionet", "table2_physionet", "figures_physionet", "train_static_scenes",
+        "train_learnable_scenes", "evaluate_scenes", "table_scenes"}
+    table2 = pd.read_csv(origin / "results/physionet2016/table2.csv")
+    assert set(table2["scale"]) == {"smoke"}
 
 
 @pytest.mark.slow
@@ -261,18 +288,34 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     assert not nothing_to_do(root)
     proc = run(BIN / "spectnet", "workflow", "sync", cwd=root)
     assert "DVC verified the data against dvc.lock" in proc.stdout
-    assert f"{len(DATA_RULES) + 1} of {len(DATA_RULES) + 1} steps (100%) done" in proc.stdout
+    steps = len(dvc_stages(root)) + 1
+    assert f"{steps} of {steps} steps (100%) done" in proc.stdout
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
     # Snakemake now knows each job's params: an edit reruns exactly what reads the key and
-    # what depends on it, and DVC's status names the stage that reads it (the stages
+    # what depends on it, and DVC's status names the stages that read it (the stages
     # downstream rerun when its output changes, as in Snakemake).
+    training = set().union(*(rules_of(dvc_stages(root))[r] for r in HEART_TRAINING_RULES))
+    heart_downstream = {"evaluate_physionet", "table2_physionet", "figures_physionet"}
     set_params(root, preprocess__lowpass_hz=300)
-    assert set(planned_jobs(cwd=root)) - {"all"} == {
-        "preprocess_physionet", "segment_physionet", "plot_segmentation_physionet"}
-    assert stages_to_rerun(root) == {"preprocess_physionet"}
+    assert set(rules_of(planned_jobs(cwd=root))) - {"all"} == {
+        "preprocess_physionet", "segment_physionet", "plot_segmentation_physionet",
+        *HEART_TRAINING_RULES, *heart_downstream}
+    assert stages_to_rerun(root) == {"preprocess_physionet"} | training
     set_params(root, preprocess__lowpass_hz=400, beats__beat_length=2000)
-    assert set(planned_jobs(cwd=root)) - {"all"} == {"segment_physionet"}
-    assert stages_to_rerun(root) == {"segment_physionet"}
+    assert set(rules_of(planned_jobs(cwd=root))) - {"all"} == {
+        "segment_physionet", *HEART_TRAINING_RULES, *heart_downstream}
+    assert stages_to_rerun(root) == {"segment_physionet"} | training
+    # A fine-tuning parameter reruns the learnable model, its evaluation, the table and
+    # the figures; nothing else. After that run both tools have nothing to do.
+    set_params(root, beats__beat_length=2500, heart_sounds__learnable__lr=0.002)
+    assert set(planned_jobs(cwd=root)) == {
+        "train_learnable_physionet--n-16--seed-1", "evaluate_physionet--run-learnable-16--seed-1",
+        "table2_physionet", "figures_physionet", "all"}
+    assert stages_to_rerun(root) == {"train_learnable_physionet--n-16--seed-1"}
+    static = (root / "models/physionet2016/static-16/seed1/best.pt").read_bytes()
+    snakemake("--cores", "2", cwd=root)
+    assert nothing_to_do(root) and stages_to_rerun(root) == set()
+    assert (root / "models/physionet2016/static-16/seed1/best.pt").read_bytes() == static
     # A run with --config values other than params.yaml's is not recorded in DVC, which
     # versions params.yaml: DVC sees outputs that differ from dvc.lock, as Snakemake does.
     set_params(root, beats__beat_length=2500)
@@ -316,9 +359,11 @@ def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
     assert not (root / "results/physionet2016/figures/segmentation/segmentation-a0001.png"
                 ).exists()
     commit(root, "draw one record")
-    exp = dvc("exp", "run", "-S", "preprocess.lowpass_hz=300", cwd=root).stdout
+    exp = dvc("exp", "run", "-S", "heart_sounds.evaluation.ci_level=0.9", cwd=root).stdout
     assert "Stage 'fetch_physionet' didn't change, skipping" in exp
-    assert load_params(root / "params.yaml")["preprocess"]["lowpass_hz"] == 300
+    assert "Running stage 'table2_physionet'" in exp
+    assert "Running stage 'train_static_physionet--n-4--seed-1'" not in exp
+    assert load_params(root / "params.yaml")["heart_sounds"]["evaluation"]["ci_level"] == 0.9
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
     # dvc exp show lists each run (workspace, commits, the experiment) with its params
     # and metrics.
@@ -329,9 +374,9 @@ def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
     for run_ in runs:
         data = run_["data"]
         listed.append(
-            (data["params"]["params.yaml"]["data"]["preprocess"]["lowpass_hz"],
+            (data["params"]["params.yaml"]["data"]["heart_sounds"]["evaluation"]["ci_level"],
              data["metrics"]["results/physionet2016/segmentation.json"]["data"]["beats_total"]))
-    assert {300, 400} <= {lowpass for lowpass, _ in listed}
+    assert {0.9, 0.95} <= {level for level, _ in listed}
     assert all(isinstance(beats, int) and beats > 0 for _, beats in listed)
 
 
@@ -363,12 +408,21 @@ def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slu
     commit(root, "start from nothing")
     # The executor's first status query after 2 s instead of the profile's 20 (it backs off
     # by 10 s while no job finishes): short jobs are seen done sooner, a shorter test.
+    # The data steps and one model trained and evaluated (the rest of the grid runs the
+    # same way; the whole smoke DAG through SLURM's status polling would double the time).
+    evaluated = "results/physionet2016/runs/static-4/seed1.json"
     proc = snakemake("--profile", "workflow/profiles/slurm",
-                     "--slurm-init-seconds-before-status-checks", "2", cwd=root)
-    submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/\d+\.log",
-                           proc.stdout)
-    assert sorted(submitted) == sorted(DATA_RULES), proc.stdout   # each job a SLURM job
-    # The same outputs, byte for byte: each run's DVC record hashes every output.
-    lock = yaml.safe_load((root / "dvc.lock").read_text())
-    assert lock == yaml.safe_load((origin / "dvc.lock").read_text())
-    assert nothing_to_do(root) and stages_to_rerun(root) == set()
+                     "--slurm-init-seconds-before-status-checks", "2",
+                     "plot_segmentation_physionet", evaluated, cwd=root)
+    submitted = re.findall(
+        r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/(?:\S+/)?\d+\.log", proc.stdout)
+    expected = DATA_RULES | {"train_static_physionet", "evaluate_physionet"}
+    assert sorted(submitted) == sorted(expected), proc.stdout   # each job a SLURM job
+    # The same outputs, byte for byte (trained weights included): each run's DVC record
+    # hashes every output.
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    local = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
+    assert set(rules_of(lock)) == expected
+    assert lock == {stage: local[stage] for stage in lock}
+    assert not planned_jobs("plot_segmentation_physionet", evaluated, cwd=root)
+    assert stages_to_rerun(root) == set(dvc_stages(root)) - set(lock)

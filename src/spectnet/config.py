@@ -194,6 +194,8 @@ class BaselinesConfig(_Section):
     """Gammatone 1D-CNN and 2D-CNN, trained as Heartnet was."""
     n_filters: int = 4
     learnable_filters: bool = True
+    bandwidth: float = 30.0
+    amplitude: float = 1e5
     lr: float = 0.0012843784
     lr_decay: float = 0.0001132885
     l2: float = 0.0486

@@ -4,6 +4,10 @@
 # validation fold. A killed training job resumes when run again (its checkpoint lives
 # beside the output, which Snakemake does not delete).
 
+from spectnet.config import Params
+from spectnet.experiments.grid import heart_sound_figure_names
+from spectnet.experiments.grid import heart_sound_runs as grid_runs
+
 BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
 #: The sources a training job runs (rerun when they change).
@@ -91,11 +95,8 @@ rule evaluate_physionet:
 
 def heart_sound_runs():
     """Every (run, seed) of the Table II grid at the active scale."""
-    from spectnet.config import Params
-    from spectnet.experiments.heart_sounds import run_names
-
     grid = Params.from_dict(config)
-    return [(run, seed) for run in run_names(grid) for seed in grid.active_scale.seeds]
+    return [(run, seed) for run in grid_runs(grid) for seed in grid.active_scale.seeds]
 
 
 rule table2_physionet:
@@ -105,7 +106,8 @@ rule table2_physionet:
         predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
                      for run, seed in heart_sound_runs()],
         summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
-        code=code("experiments/heart_sounds.py", "evaluation", "reporting/tables.py"),
+        code=code("experiments/heart_sounds.py", "experiments/grid.py", "evaluation",
+                  "reporting/tables.py"),
     output:
         csv=report("results/physionet2016/table2.csv", caption="../report/table2.rst",
                    category="Table II"),
@@ -137,9 +139,6 @@ FIGURE_CAPTIONS = {
 
 def heart_sound_figures():
     """The figure names of the grid at the active scale (without suffix)."""
-    from spectnet.config import Params
-    from spectnet.reporting.figures import heart_sound_figure_names
-
     return heart_sound_figure_names(Params.from_dict(config))
 
 
@@ -155,7 +154,7 @@ rule figures_physionet:
         runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
                  for run, seed in heart_sound_runs()],
-        code=code("reporting/figures.py", "plotting.py", "frontend.py", "functional.py",
+        code=code("reporting/figures.py", "experiments/grid.py", "plotting.py", "frontend.py", "functional.py",
                   "training/checkpoint.py", "models"),
     output:
         png=[figure_in_report(name) for name in heart_sound_figures()],

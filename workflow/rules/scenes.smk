@@ -7,7 +7,7 @@
 # training job resumes when run again (its checkpoint lives beside the output).
 from spectnet.config import Params
 from spectnet.datasets.scenes import choose_dataset
-from spectnet.experiments.scenes import run_names as scene_run_names
+from spectnet.experiments.grid import scene_runs as scene_run_names
 
 SCENES = Params.from_dict(config)
 SCENE_DATASET = choose_dataset(SCENES.scenes).dataset

@@ -29,6 +29,7 @@ from spectnet.config import Params
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, confusion_matrix, majority_vote
 from spectnet.evaluation.statistics import bootstrap_ci
+from spectnet.experiments.grid import heart_sound_runs as run_names
 from spectnet.experiments.runs import Run, default_device, fit_run, read_init_model, resume_dir
 from spectnet.training.checkpoint import load_model
 from spectnet.training.data import ExampleSet, load_examples
@@ -57,13 +58,6 @@ def parse_run(name: str, params: Params) -> Run:
     return Run(match.group(1), int(match.group(2)))
 
 
-def run_names(params: Params) -> list[str]:
-    """Every run of the Table II grid, in the table's order."""
-    heart = params.heart_sounds
-    return (["gammatone-1d", "gammatone-2d"] + [f"static-{n}" for n in heart.static_filters]
-            + [f"learnable-{n}" for n in heart.learnable_filters])
-
-
 def model_spec(run: Run, params: Params) -> dict:
     """The architecture spec of a run's model (what :func:`build_model` takes). A
     learnable run's spec is its static model's with the front-end made learnable
@@ -80,7 +74,9 @@ def model_spec(run: Run, params: Params) -> dict:
     if run.kind.startswith("gammatone"):
         learnable = ["f", "b", "a"] if heart.baselines.learnable_filters else []
         return {"architecture": f"gammatone-heartnet{run.kind[-2:]}", **common,
-                "frontend": {**filters, "learnable": [_LEARN[p] for p in learnable]},
+                "frontend": {**filters, "bandwidth": heart.baselines.bandwidth,
+                             "amplitude": heart.baselines.amplitude,
+                             "learnable": [_LEARN[p] for p in learnable]},
                 "cnn": {"dropout": heart.baselines.dropout if dropout is None else dropout}}
     return {"architecture": "spectnet-resnet", **common,
             "frontend": {**filters, "win_length": frontend.win_length,

@@ -34,6 +34,7 @@ from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import (confusion_matrix, mean_posterior, multiclass_metrics,
                                          per_class_metrics)
 from spectnet.evaluation.statistics import bootstrap_ci
+from spectnet.experiments.grid import scene_runs as run_names
 from spectnet.experiments.runs import Run, default_device, fit_run, read_init_model
 from spectnet.preprocessing.clips import UnitDataset
 from spectnet.training.checkpoint import load_model
@@ -97,13 +98,6 @@ def parse_run(name: str) -> Run:
     if not match:
         raise SpectNetError(f"unknown scene run {name!r}: expected static-N or learnable-N")
     return Run(match.group(1), int(match.group(2)))
-
-
-def run_names(params: Params) -> list[str]:
-    """Every run of the Table III grid, in the table's order."""
-    frontend = params.scenes.frontend
-    return [f"static-{n}" for n in frontend.n_filters] + [
-        f"learnable-{frontend.learnable_n_filters}"]
 
 
 def open_store(units_dir: str | Path) -> UnitDataset:

@@ -43,6 +43,8 @@ from matplotlib.ticker import MaxNLocator
 
 from spectnet.atomic import atomic_output
 from spectnet.errors import SpectNetError
+from spectnet.experiments.grid import (heart_sound_figure_names, heart_sound_runs,
+                                       trained_frontend_runs)
 from spectnet.plotting import plot_filterbank
 
 __all__ = ["save_figure", "run_colours", "describe_runs", "plot_filterbank_learning",
@@ -426,21 +428,6 @@ def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
 
 
 # -------------------------------------------------------------- from the workflow
-def trained_frontend_runs(params) -> list[str]:
-    """The runs whose filters learn: learnable-N, and the baselines when they train theirs."""
-    from spectnet.experiments.heart_sounds import run_names
-    learns = params.heart_sounds.baselines.learnable_filters
-    return [run for run in run_names(params)
-            if run.startswith("learnable") or (run.startswith("gammatone") and learns)]
-
-
-def heart_sound_figure_names(params) -> list[str]:
-    """The figures :func:`draw_heart_sound_figures` writes (names without suffix)."""
-    return (["beat-spectrogram", "learning-curves", "per-subset-metrics", "confusion-matrices"]
-            + [f"filterbank-learnable-{n}" for n in params.heart_sounds.learnable_filters]
-            + [f"frontend-trajectories-{run}" for run in trained_frontend_runs(params)])
-
-
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
@@ -498,12 +485,11 @@ def draw_heart_sound_figures(models_dir: str | Path, runs_dir: str | Path,
     Returns:
         The files written (PNG and PDF of each figure).
     """
-    from spectnet.experiments.heart_sounds import run_names
     from spectnet.training.checkpoint import load_model
 
     models_dir, runs_dir, out_dir = Path(models_dir), Path(runs_dir), Path(out_dir)
     heart = params.heart_sounds
-    runs, seeds = run_names(params), list(params.active_scale.seeds)
+    runs, seeds = heart_sound_runs(params), list(params.active_scale.seeds)
     selected = f"{heart.evaluation.model}.pt"
     summaries = {(run, seed): _read_json(models_dir / run / f"seed{seed}" / "summary.json")
                  for run in runs for seed in seeds}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from spectnet.atomic import atomic_dir, atomic_write_text
 from spectnet.segmentation.cycles import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
-from spectnet.parallel import progress_bar, single_thread_worker
+from spectnet.parallel import progress_bar, worker_pool
 from spectnet.datasets.store import NpyAppender, SignalStore
 from spectnet.errors import SpectNetError
 
@@ -80,9 +79,8 @@ def _cut_beats(x: np.ndarray, seg: _Segmented, beats: BeatsConfig):
     return cut, table, summary
 
 
-def _init_worker(root: str) -> None:
+def _open_store(root: str) -> None:
     global _store
-    single_thread_worker()
     _store = SignalStore(root)
 
 
@@ -115,9 +113,8 @@ def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
     summaries, tables = [], []
     with atomic_dir(out_dir) as tmp:
         array = NpyAppender(tmp / BEATS, "<f4", row_shape=(beats.beat_length,))
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers or os.cpu_count() or 1, initializer=_init_worker,
-                      initargs=(str(store_dir),)) as pool:
+        with worker_pool(workers or os.cpu_count() or 1, _open_store,
+                         (str(store_dir),)) as pool:
             for seg in progress_bar(pool.imap(_segment_one, jobs, chunksize=4),
                                     total=len(jobs), desc="segment", enabled=progress):
                 if seg.states is None:

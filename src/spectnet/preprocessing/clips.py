@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,7 @@ from spectnet.config import ScenesConfig, UnitConfig
 from spectnet.datasets.clips import CLASSES_JSON, DATASET_JSON, read_clip_dataset
 from spectnet.datasets.store import NpyAppender
 from spectnet.errors import BadInputError
-from spectnet.parallel import progress_bar, single_thread_worker
+from spectnet.parallel import progress_bar, worker_pool
 from spectnet.preprocessing.audio import BadAudioError, read_audio_file, resample
 
 log = logging.getLogger(__name__)
@@ -174,8 +173,7 @@ def preprocess_clips(raw_dir: str | Path, out_dir: str | Path, config: ScenesCon
     first_unit = 0
     with atomic_dir(out_dir) as tmp:
         array = NpyAppender(tmp / UNITS, "<f4", row_shape=(unit_samples,))
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers or os.cpu_count() or 1, initializer=single_thread_worker) as pool:
+        with worker_pool(workers or os.cpu_count() or 1) as pool:
             for clip, units, starts, result in progress_bar(
                     pool.imap(_run_job, jobs, chunksize=2), total=len(jobs),
                     desc="units", enabled=progress):

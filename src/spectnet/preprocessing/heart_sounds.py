@@ -10,7 +10,6 @@ membership.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from spectnet.preprocessing.audio import BadAudioError as BadRecordError
 from spectnet.preprocessing.audio import read_audio_file, resample
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
-from spectnet.parallel import progress_bar, single_thread_worker
+from spectnet.parallel import progress_bar, worker_pool
 from spectnet.datasets.physionet import FOLD_NAMES, read_record_list
 from spectnet.datasets.store import SignalStoreWriter
 
@@ -152,8 +151,7 @@ def preprocess_dataset(raw_dir: str | Path, out_dir: str | Path, config: Preproc
                 "clipped_fraction", "sample_rate", "duration_s", "offset", "n_samples"]
                + sorted(folds))
     with SignalStoreWriter(out_dir) as writer:
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=single_thread_worker) as pool:
+        with worker_pool(workers) as pool:
             results = pool.imap(_run_job, jobs, chunksize=8)
             for record, n_raw, clipped, result in progress_bar(
                     results, total=len(jobs), desc="preprocess", enabled=progress):

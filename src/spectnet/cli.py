@@ -245,6 +245,16 @@ def cmd_plot_segmentation(args) -> None:
 
 
 # ---------------------------------------------------------------------------- parser
+def _torch_options(p: argparse.ArgumentParser, training: bool = False) -> None:
+    """--params and --device for a step that runs a model; training steps add --threads
+    and -q."""
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    if training:
+        p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spectnet",
@@ -345,10 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--init", type=Path, help="learnable-N: the static-N model file to fine-tune")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _torch_options(p, training=True)
 
     p = step(phsub, "evaluate", cmd_physionet_evaluate,
              "evaluate a trained model on the validation fold",
@@ -361,8 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
     p.add_argument("--out", required=True, type=Path, help="predictions directory to write")
     p.add_argument("--metrics", required=True, type=Path, help="metrics file (JSON) to write")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    _torch_options(p)
 
     p = step(phsub, "table", cmd_physionet_table,
              "Table II from the evaluated runs, beside the paper's numbers",
@@ -438,10 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--init", type=Path,
                    help="learnable-N: the model file of static-N trained on the same fold")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _torch_options(p, training=True)
 
     p = step(scsub, "evaluate", cmd_scenes_evaluate,
              "evaluate a trained scene model on its fold's evaluation set",
@@ -454,8 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
     p.add_argument("--out", required=True, type=Path, help="predictions directory to write")
     p.add_argument("--metrics", required=True, type=Path, help="metrics JSON file to write")
-    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    _torch_options(p)
 
     p = step(scsub, "table", cmd_scenes_table,
              "Table III from the evaluated runs, beside the paper's numbers",

@@ -17,6 +17,7 @@ import yaml
 
 from conftest import REPO
 from helpers_browser import render_report
+from helpers_training import same_run
 from helpers_workflow import (BIN, clone, commit, dvc, make_esc10_subset, make_physionet_subset,
                               make_workflow_repo, nothing_to_do, planned_jobs, run, set_params,
                               snakemake)
@@ -418,11 +419,18 @@ def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slu
         r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/(?:\S+/)?\d+\.log", proc.stdout)
     expected = DATA_RULES | {"train_static_physionet", "evaluate_physionet"}
     assert sorted(submitted) == sorted(expected), proc.stdout   # each job a SLURM job
-    # The same outputs, byte for byte (trained weights included): each run's DVC record
-    # hashes every output.
+    # The same outputs as the local run: the data steps' and the evaluation's byte for byte
+    # (each run's DVC record hashes every output), the model the same weights and history
+    # (its directory also records how long training took).
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
     local = yaml.safe_load((origin / "dvc.lock").read_text())["stages"]
     assert set(rules_of(lock)) == expected
-    assert lock == {stage: local[stage] for stage in lock}
+    by_rule = rules_of(lock)
+    for stage in set().union(*(by_rule[rule] for rule in DATA_RULES)):
+        assert lock[stage] == local[stage], stage
+    evaluation, = by_rule["evaluate_physionet"]
+    assert lock[evaluation]["outs"] == local[evaluation]["outs"]
+    model = "models/physionet2016/static-4/seed1"
+    assert same_run(origin / model, root / model)
     assert not planned_jobs("plot_segmentation_physionet", evaluated, cwd=root)
     assert stages_to_rerun(root) == set(dvc_stages(root)) - set(lock)

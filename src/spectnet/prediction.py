@@ -25,6 +25,7 @@ import torch
 from spectnet.config import PreprocessConfig
 from spectnet.errors import SpectNetError
 from spectnet.experiments.heart_sounds import TASK
+from spectnet.experiments.runs import default_device
 from spectnet.preprocessing.audio import BadAudioError, read_audio_file
 from spectnet.preprocessing.heart_sounds import BadRecordError, preprocess_signal
 from spectnet.segmentation import SegmentationError, segment_heart_cycles
@@ -52,8 +53,7 @@ class HeartSoundClassifier:
     device: str | torch.device | None = None
 
     def __post_init__(self) -> None:
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, info = load_model(self.model_path, device)
+        self.model, info = load_model(self.model_path, default_device(self.device))
         if info.get("task") != TASK:
             raise SpectNetError(f"{self.model_path}: not a heart-sound model "
                                 f"(task {info.get('task')!r})")

@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
+from spectnet.config import Params
 from spectnet.params import ParamsError, changed_keys, load_params, params_slice
 
 min_version("9.0")
@@ -30,6 +31,8 @@ except ParamsError as exc:
     raise WorkflowError(str(exc)) from None
 config.clear()
 config.update(_validated)
+#: The same parameters, typed, for the rules that derive their jobs from them.
+PARAMS = Params.from_dict(_validated)
 
 
 def step_params(step, wildcards=None):

@@ -4,7 +4,6 @@
 # validation fold. A killed training job resumes when run again (its checkpoint lives
 # beside the output, which Snakemake does not delete).
 
-from spectnet.config import Params
 from spectnet.experiments.grid import heart_sound_figure_names
 from spectnet.experiments.grid import heart_sound_runs as grid_runs
 
@@ -93,19 +92,17 @@ rule evaluate_physionet:
         "--params {params.config:q} --log {log}"
 
 
-def heart_sound_runs():
-    """Every (run, seed) of the Table II grid at the active scale."""
-    grid = Params.from_dict(config)
-    return [(run, seed) for run in grid_runs(grid) for seed in grid.active_scale.seeds]
+#: Every (run, seed) of the Table II grid at the active scale.
+HEART_RUNS = [(run, seed) for run in grid_runs(PARAMS) for seed in PARAMS.active_scale.seeds]
 
 
 rule table2_physionet:
     input:
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
-                 for run, seed in heart_sound_runs()],
+                 for run, seed in HEART_RUNS],
         predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
-                     for run, seed in heart_sound_runs()],
-        summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
+                     for run, seed in HEART_RUNS],
+        summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
         code=code("experiments/heart_sounds.py", "experiments/grid.py", "evaluation",
                   "reporting/tables.py"),
     output:
@@ -137,9 +134,8 @@ FIGURE_CAPTIONS = {
 }
 
 
-def heart_sound_figures():
-    """The figure names of the grid at the active scale (without suffix)."""
-    return heart_sound_figure_names(Params.from_dict(config))
+#: The figure names of the grid at the active scale (without suffix).
+HEART_FIGURES = heart_sound_figure_names(PARAMS)
 
 
 def figure_in_report(name):
@@ -151,14 +147,14 @@ def figure_in_report(name):
 rule figures_physionet:
     input:
         beats=BEATS,
-        runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in heart_sound_runs()],
+        runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
-                 for run, seed in heart_sound_runs()],
-        code=code("reporting/figures.py", "experiments/grid.py", "plotting.py", "frontend.py", "functional.py",
-                  "training/checkpoint.py", "models"),
+                 for run, seed in HEART_RUNS],
+        code=code("reporting/figures.py", "experiments/grid.py", "plotting.py", "frontend.py",
+                  "functional.py", "training/checkpoint.py", "models"),
     output:
-        png=[figure_in_report(name) for name in heart_sound_figures()],
-        pdf=[f"{FIGURES}/{name}.pdf" for name in heart_sound_figures()],
+        png=[figure_in_report(name) for name in HEART_FIGURES],
+        pdf=[f"{FIGURES}/{name}.pdf" for name in HEART_FIGURES],
     params:
         config=step_params("figures_physionet"),
     log:

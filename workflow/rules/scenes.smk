@@ -5,19 +5,17 @@
 # is resolved here, so that the rules rerun when the resolution changes (a DCASE 2016
 # copy appears or goes away), and the outputs of each data set live apart. A killed
 # training job resumes when run again (its checkpoint lives beside the output).
-from spectnet.config import Params
 from spectnet.datasets.scenes import choose_dataset
 from spectnet.experiments.grid import scene_runs as scene_run_names
 
-SCENES = Params.from_dict(config)
-SCENE_DATASET = choose_dataset(SCENES.scenes).dataset
+SCENE_DATASET = choose_dataset(PARAMS.scenes).dataset
 SCENE_UNITS = "data/processed/scenes-units"
 SCENE_MODELS = f"models/scenes/{SCENE_DATASET}"
 SCENE_PREDICTIONS = f"data/predictions/scenes/{SCENE_DATASET}"
 SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
 #: Every run/fold/seed of the Table III grid at the active scale.
-SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(SCENES)
-              for fold in SCENES.active_scale.scenes.folds for seed in SCENES.active_scale.seeds]
+SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(PARAMS)
+              for fold in PARAMS.active_scale.scenes.folds for seed in PARAMS.active_scale.seeds]
 #: The sources a training job runs (rerun when they change).
 SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/runs.py", "training", "models",
                        "frontend.py", "functional.py", "evaluation/metrics.py")
@@ -104,7 +102,7 @@ rule evaluate_scenes:
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
     params:
         config=step_params("evaluate_scenes"),
-        model=SCENES.scenes.evaluation.model,
+        model=PARAMS.scenes.evaluation.model,
     wildcard_constraints:
         run=r"(static|learnable)-\d+",
         fold=r"\d+",

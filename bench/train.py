@@ -12,7 +12,8 @@ For each model (static SpectNet-16 + ResNet, learnable SpectNet-16 + ResNet, Gam
               (BASELINE: no data, no sampler, nothing but the model)
   real        samples/s of the training loop of `spectnet.training.train_stage` on the real
               beat set (double-balanced sampler, batches gathered from the in-memory set,
-              loss bookkeeping), from the trainer's own epoch timing
+              loss bookkeeping), from the trainer's own timing of its second epoch (the
+              first is the warm-up, as the synthetic side's first call is)
   ratio       real / synthetic (goal: >= 0.9)
   front-end   share of a synthetic step spent in the front-end (forward, and backward when
               it learns)
@@ -44,6 +45,7 @@ from spectnet.config import Params  # noqa: E402
 from spectnet.experiments.heart_sounds import (learnable_spec, load_split, model_spec,  # noqa: E402
                                                parse_run, score, stage_settings)
 from spectnet.models import build_model  # noqa: E402
+from spectnet.training.samplers import make_sampler  # noqa: E402
 from spectnet.training.trainer import StageSettings, train_stage  # noqa: E402
 
 RUNS = ("static-16", "learnable-16", "gammatone-1d", "gammatone-2d")
@@ -69,19 +71,17 @@ def prepare(model, stage: StageSettings, device):
 
 
 def timed(fn, repeats: int) -> float:
-    """Fastest seconds of ``fn()`` over ``repeats`` calls after one warm-up call (the
-    minimum: other load on a shared machine only ever adds time)."""
+    """Mean seconds of ``fn()`` over ``repeats`` consecutive calls after one warm-up call:
+    the same kind of number as the trainer's epoch timing (a run of steps, divided)."""
     fn()
-    times = []
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
     for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
         fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
 
 
 def autocast(device, bf16: bool):
@@ -139,21 +139,27 @@ def main() -> None:
     x = torch.randn(args.batch, train.n_samples, generator=generator).mul_(0.05).to(device)
     y = torch.randint(0, 2, (args.batch,), generator=generator).to(device)
 
+    sampler = make_sampler("double_balanced", train.labels.cpu().numpy(), train.domains,
+                           args.batch, 0)
+    gather_s = timed(lambda: train.batch(sampler.next_batch()), 100)
+    print(f"sampling + gathering one batch from the in-memory set: {gather_s * 1e3:.2f} ms")
+
     print(f"\n{'model':<14} {'synthetic':>12} {'real':>12} {'ratio':>7} {'front-end':>10}")
     ratios = {}
     for name in args.runs:
         model, run = build(name, params)
         base = stage_settings(run, params, device)
-        stage = StageSettings(**{**base.__dict__, "epochs": 1, "batch_size": args.batch,
+        stage = StageSettings(**{**base.__dict__, "epochs": 2, "batch_size": args.batch,
                                  "steps_per_epoch": args.steps, "accumulate": 1})
         optimizer = prepare(model, stage, device)
         step_s, real_s = [], []
-        for _ in range(args.rounds):  # interleaved, so load on the machine hits both alike
+        # interleaved rounds, the fastest of each side kept: load from elsewhere on a
+        # shared machine only ever adds time
+        for _ in range(args.rounds):
             step_s.append(timed(synthetic_step(model, optimizer, x, y, device), args.steps))
             with tempfile.TemporaryDirectory() as work:
                 record = train_stage(model, stage, train, validation, score, seed=0,
-                                     work_dir=work, progress=False).history[0]
-            # the epoch's mean step time, its first (warm-up) step included
+                                     work_dir=work, progress=False).history[-1]
             real_s.append(record["train_seconds"] / args.steps)
         front_s = timed(frontend_step(model, x, stage.train_frontend), args.steps)
         step_s, real = min(step_s), args.batch / min(real_s)

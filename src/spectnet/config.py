@@ -146,7 +146,7 @@ def _scale(seeds, static, learnable, baselines, dropout, bootstrap, scenes) -> S
 class ScalesConfig(_Section):
     """full = the paper's settings (GPU), quick = a CPU in about an hour, smoke = CI."""
     full: ScaleConfig = field(default_factory=lambda: _scale(
-        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), None, 2000,
+        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), 0.0, 2000,
         ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))
     quick: ScaleConfig = field(default_factory=lambda: _scale(
         (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 0.0, 1000,

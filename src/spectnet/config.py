@@ -144,7 +144,8 @@ def _scale(seeds, static, learnable, baselines, dropout, bootstrap, scenes) -> S
 
 @dataclass(frozen=True)
 class ScalesConfig(_Section):
-    """full = the paper's settings (GPU), quick = a CPU in about an hour, smoke = CI."""
+    """full = the paper's settings (GPU; no dropout, see docs/deviations.md), quick = a
+    CPU in about an hour, smoke = CI."""
     full: ScaleConfig = field(default_factory=lambda: _scale(
         (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), 0.0, 2000,
         ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))

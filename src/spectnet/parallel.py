@@ -28,22 +28,19 @@ def worker_pool(workers: int, initializer=None, initargs=()):
     if main_thread:
         signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-    pool = None
     try:
         pool = multiprocessing.get_context("fork").Pool(
             workers, initializer=_init_worker, initargs=(initializer, initargs))
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if main_thread:
-            signal.signal(signal.SIGTERM, handler)
-        if received:
-            signal.raise_signal(signal.SIGTERM)   # the step's own SIGTERM handling
-        yield pool
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if main_thread:
             signal.signal(signal.SIGTERM, handler)
-        if pool is not None:
-            pool.terminate()
+    try:
+        if received:
+            signal.raise_signal(signal.SIGTERM)   # the step's own SIGTERM handling
+        yield pool
+    finally:
+        pool.terminate()
 
 
 def _init_worker(initializer, initargs) -> None:

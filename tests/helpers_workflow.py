@@ -116,8 +116,8 @@ def small_params(physionet: Path, esc10: Path) -> dict:
 def make_workflow_repo(root: Path, physionet: Path, esc10: Path,
                        git: bool = True) -> Path:
     """A user's checkout at ``root``: the workflow files, params.yaml reading the data
-    copies (`small_params`), its dvc.yaml (generated: the job set depends on the scale) and (with ``git``) a git
-    repository with DVC initialised and everything committed."""
+    copies (`small_params`), its dvc.yaml (generated: the job set depends on the scale)
+    and (with ``git``) a git repository with DVC initialised and everything committed."""
     root.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         src = REPO / name

@@ -35,7 +35,8 @@ def test_code_init_is_exact():
     assert torch.all(bank.amplitude == 1e4)
     assert torch.all(bank.order == 4.0)
     assert sorted(n for n, _ in frontend.named_parameters()) == [
-        "filterbank.raw_amplitude", "filterbank.raw_bandwidth", "filterbank.raw_center_frequency"]
+        "filterbank.offset_amplitude", "filterbank.offset_bandwidth",
+        "filterbank.offset_center_frequency"]
 
 
 def test_n4_centres_and_paper_init():
@@ -54,7 +55,7 @@ def test_state_dict_portable_between_static_and_learnable():
     learnable = SpectNetFrontend(learnable=["f", "b", "a", "n"])
     assert len(list(static.parameters())) == 0
     with torch.no_grad():
-        learnable.filterbank.raw_bandwidth.add_(7.0)
+        learnable.filterbank.offset_bandwidth.add_(7.0)
     static.load_state_dict(learnable.state_dict())
     torch.testing.assert_close(static.filterbank.bandwidth, learnable.filterbank.bandwidth.detach())
 
@@ -62,7 +63,7 @@ def test_state_dict_portable_between_static_and_learnable():
 def test_frequency_fold_is_alias_equivalent():
     bank = GammatoneFilterbank(3, 1000.0)
     with torch.no_grad():
-        bank.raw_center_frequency.copy_(torch.tensor([-40.0, 640.0, 1130.0]))
+        bank.init_center_frequency.copy_(torch.tensor([-40.0, 640.0, 1130.0]))
     np.testing.assert_allclose(bank.center_frequency.detach().numpy(), [40.0, 360.0, 130.0], atol=1e-4)
     # the folded kernel equals the unconstrained (authors') kernel: cos is even and fs-periodic
     raw_kernels = SF.gammatone_impulse_response(torch.tensor([-40.0, 640.0, 1130.0], dtype=torch.float64),
@@ -192,16 +193,16 @@ def test_adam_lr1_200_steps_stays_valid(method):
         assert torch.isfinite(p).all()
 
 
-def test_learnable_gradients_flow_to_raw_parameters():
+def test_learnable_gradients_flow_to_offsets():
     frontend = SpectNetFrontend(learnable=["f", "b", "a", "n"])
     frontend(_beats(2)).mean().backward()
     bank = frontend.filterbank
-    for name in ("raw_center_frequency", "raw_bandwidth", "raw_amplitude", "raw_order"):
+    for name in ("offset_center_frequency", "offset_bandwidth", "offset_amplitude", "offset_order"):
         grad = getattr(bank, name).grad
         assert grad is not None and torch.isfinite(grad).all()
     # the 0 Hz filter has exactly zero frequency gradient (eq. 8 has sin(0) = 0), as in the code
-    assert bank.raw_center_frequency.grad[0] == 0.0
-    assert bank.raw_center_frequency.grad[1:].abs().sum() > 0
+    assert bank.offset_center_frequency.grad[0] == 0.0
+    assert bank.offset_center_frequency.grad[1:].abs().sum() > 0
 
 
 # ----------------------------------------------------------------------------- errors
@@ -284,7 +285,7 @@ def test_plot_filterbank_lines_and_overlay():
     before = SpectNetFrontend(n_filters=8)
     after = SpectNetFrontend(n_filters=8)
     with torch.no_grad():
-        after.filterbank.raw_center_frequency.add_(10.0)
+        after.filterbank.offset_center_frequency.add_(10.0)
     ax = plot_filterbank(before)
     assert len(ax.lines) == 8
     assert isinstance(ax.figure, matplotlib.figure.Figure)
@@ -306,17 +307,57 @@ def test_plot_filterbank_lines_and_overlay():
 def test_reflection_parametrisation_keeps_valid_ranges_and_gradients():
     bank = GammatoneFilterbank(3, 1000.0, learnable=["f", "b", "a", "n"])
     with torch.no_grad():
-        bank.raw_bandwidth.copy_(torch.tensor([-50.0, 0.0, 80.0]))
-        bank.raw_amplitude.copy_(torch.tensor([-2.0, 3.0, 1e4]))
-        bank.raw_order.copy_(torch.tensor([0.5, 1.0, 4.0]))
+        bank.offset_bandwidth.copy_(torch.tensor([-50.0, 0.0, 80.0]) - bank.init_bandwidth)
+        bank.offset_amplitude.copy_(torch.tensor([-2.0, 3.0, 1e4]) - bank.init_amplitude)
+        bank.offset_order.copy_(torch.tensor([0.5, 1.0, 4.0]) - bank.init_order)
     torch.testing.assert_close(bank.bandwidth, torch.tensor([50.0, 0.0, 80.0]), check_dtype=False)
     torch.testing.assert_close(bank.amplitude, torch.tensor([2.0, 3.0, 1e4]))
     torch.testing.assert_close(bank.order, torch.tensor([1.5, 1.0, 4.0]))
     bank.kernels().pow(2).sum().backward()
-    assert bank.raw_bandwidth.grad[0] != 0 and bank.raw_order.grad[0] != 0
+    assert bank.offset_bandwidth.grad[0] != 0 and bank.offset_order.grad[0] != 0
 
 
 def test_double_module_keeps_exact_init():
     bank = GammatoneFilterbank(16, 1000.0, learnable=["f", "b", "a", "n"]).double()
     assert bank.order.dtype == torch.float64
     assert torch.all(bank.order == 4.0) and torch.all(bank.bandwidth == 100.0)
+
+
+# ----------------------------------------------------------------------------- parametrisations
+def test_relative_parametrisation_starts_at_the_same_filters_and_moves_in_spacings():
+    hz = GammatoneFilterbank(16, 1000.0)
+    rel = GammatoneFilterbank(16, 1000.0, parametrization="relative")
+    for name in ("center_frequency", "bandwidth", "amplitude", "order"):
+        assert torch.equal(getattr(hz, name), getattr(rel, name))
+    spacing = rel.spacing()
+    centres = rel.center_frequency.detach()
+    interior = (centres[2:] - centres[:-2]) / 2
+    torch.testing.assert_close(spacing[1:-1], interior)
+    with torch.no_grad():
+        rel.offset_center_frequency.fill_(0.5)   # half a spacing up (before the fold)
+        rel.offset_bandwidth.fill_(math.log(2.0))
+        rel.offset_amplitude.fill_(-math.log(10.0))
+    moved = rel.center_frequency.detach()[1:-1] - centres[1:-1]
+    torch.testing.assert_close(moved, 0.5 * spacing[1:-1])
+    torch.testing.assert_close(rel.bandwidth.detach(), torch.full((16,), 200.0))
+    torch.testing.assert_close(rel.amplitude.detach(), torch.full((16,), 1e3))
+
+
+def test_one_state_dict_for_both_parametrisations_and_legacy_files_load():
+    static = SpectNetFrontend(learnable=["f", "b", "a"])
+    learnable = SpectNetFrontend(learnable=["f", "b", "a"], parametrization="relative")
+    learnable.load_state_dict(static.state_dict())
+    x = _beats(2)
+    torch.testing.assert_close(learnable(x), static(x), rtol=0, atol=0)
+    # a model file written before the offsets: raw_<name> holds the trained value
+    legacy = {f"filterbank.raw_{name}": getattr(static.filterbank, name).detach() + 1.0
+              for name in ("center_frequency", "bandwidth", "amplitude", "order")}
+    fresh = SpectNetFrontend(learnable=["f", "b", "a"])
+    fresh.load_state_dict(legacy)
+    torch.testing.assert_close(fresh.filterbank.bandwidth.detach(), torch.full((16,), 101.0))
+    assert torch.all(fresh.filterbank.offset_bandwidth == 0)
+
+
+def test_unknown_parametrisation_is_refused():
+    with pytest.raises(ValueError, match="unknown parametrization 'log'"):
+        GammatoneFilterbank(4, 1000.0, parametrization="log")

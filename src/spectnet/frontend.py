@@ -7,28 +7,41 @@ computes exactly what the authors' ``Conv_Gammatone`` + ``MFCC_Gen`` computed
 b = 100 Hz, a = 1e4, n = 4 (fixed), 81 taps, valid cross-correlation, ``|y|^2``,
 25-sample rectangular window sum with hop 10, ``ln(x + 1e-16)``; f, b, a learnable.
 
-Parametrisation (why the constraints cannot break training): every parameter is
-stored raw, in the authors' units, and mapped into its valid range by a *reflection*
-that is the identity inside the range:
+Parametrisation. Every filter parameter is ``init`` (a buffer: its value at
+initialisation, never trained) plus a learnable ``offset`` (zero at initialisation), so a
+module's initial filters are exactly the init values in any dtype, and one ``state_dict``
+loads into static and learnable models alike (stage 1 -> stage 2). Two parametrisations
+say what an offset means, that is, in which units an optimiser moves the filters:
+
+* ``"hz"`` (the authors'): offsets in the authors' units, Hz for f and b. Adam moves
+  every parameter by about its learning rate per step, so the paper's Adam at 1e-3 moves
+  a filter by about 1e-3 Hz per step.
+* ``"relative"``: f moves in units of the local filter spacing (the mean distance to its
+  neighbours at initialisation), b and a in log units (``b = b0 * exp(offset)``). Adam at
+  learning rate r then moves a centre by about r filter spacings and a bandwidth by about
+  a fraction r per step, for every filter count and sample rate alike.
+
+The values are then mapped into their valid ranges by a *reflection* that is the identity
+inside the range:
 
 * centre frequency f: folded into ``[0, fs/2]`` (``f -> |f|``, ``f -> fs - f``, periodic).
   The sampled kernel ``cos(2 pi f k / fs)`` is even and ``fs``-periodic in f, so the fold
   gives exactly the filter the authors' unconstrained parameter would give; it only
   reports it as the alias inside the range.  f = 0 Hz (the code init) is represented.
-* bandwidth b and amplitude a: ``|raw|``.  A negative b would make the envelope grow
-  (``exp(+2 pi |b| t)``, overflow); a's sign never changes ``|y|^2``.  0 is reached only
-  at the single point raw = 0 and is harmless there (finite output).
-* order n: ``1 + |raw - 1|`` (n >= 1); a t = 0 guard keeps ``0^(n-1) ln 0`` out of the
+* bandwidth b and amplitude a: ``|value|`` (``"relative"``: positive by construction).
+  A negative b would make the envelope grow (``exp(+2 pi |b| t)``, overflow); a's sign
+  never changes ``|y|^2``.
+* order n: ``1 + |value - 1|`` (n >= 1); a t = 0 guard keeps ``0^(n-1) ln 0`` out of the
   gradient.
 
 Why a reflection rather than softplus/sigmoid: it is the identity on the valid range, so
-initial values are exact in any dtype (also after ``.double()``), optimiser steps keep the
-authors' units (Hz for f and b: Adam's step size means the same thing as in their code),
-and the gradient never vanishes at or beyond a boundary, where a clamp would zero it
-(a filter would get stuck) and a sigmoid would need an infinite logit for f = 0.
+initial values are exact, and the gradient never vanishes at or beyond a boundary, where a
+clamp would zero it (a filter would get stuck) and a sigmoid would need an infinite logit
+for f = 0.
 
-Parameters that are not learnable are buffers with the same names, so one
-``state_dict`` loads into static and learnable models alike (stage 1 -> stage 2).
+Parameters that are not learnable keep their offsets as buffers (zeros) with the same
+names. Model files written before the offsets existed (``raw_<name>`` holding the value)
+load as ``init = raw`` and a zero offset.
 """
 
 from __future__ import annotations
@@ -40,7 +53,8 @@ from torch import Tensor, nn
 
 from . import functional as SF
 
-__all__ = ["GammatoneFilterbank", "SpectNetFrontend", "PARAMETER_NAMES"]
+__all__ = ["GammatoneFilterbank", "SpectNetFrontend", "PARAMETER_NAMES", "PARAMETRIZATIONS",
+           "canonical_parameter_names", "filter_spacing"]
 
 #: Names accepted by ``learnable`` (short aliases f, b, a, n also work).
 PARAMETER_NAMES = ("center_frequency", "bandwidth", "amplitude", "order")
@@ -51,6 +65,38 @@ _ALIASES = {
     "n": "order", "n_order": "order",
 }
 _INITS = ("code", "paper")
+#: What a learnable offset means: ``"hz"`` (the authors' units) or ``"relative"`` (filter
+#: spacings for f, log units for b and a).
+PARAMETRIZATIONS = ("hz", "relative")
+
+
+def canonical_parameter_names(names: Iterable[str]) -> list[str]:
+    """Short or long parameter names -> the canonical names, in :data:`PARAMETER_NAMES` order.
+
+    >>> canonical_parameter_names(["a", "f", "b"])
+    ['center_frequency', 'bandwidth', 'amplitude']
+    """
+    chosen = _normalise_learnable(list(names))
+    return [name for name in PARAMETER_NAMES if name in chosen]
+
+
+def filter_spacing(centers: Tensor, nyquist: float) -> Tensor:
+    """``(F,)`` local spacing of centre frequencies: for each filter the mean distance to its
+    neighbours in frequency order (one-sided at the ends; ``nyquist`` for a single filter),
+    never below ``nyquist / (100 F)`` so that coinciding centres still move.
+
+    >>> filter_spacing(torch.tensor([0.0, 100.0, 300.0]), 500.0).tolist()
+    [100.0, 150.0, 200.0]
+    """
+    n = centers.numel()
+    if n == 1:
+        return torch.full_like(centers, nyquist)
+    order = torch.argsort(centers)
+    ordered = centers[order]
+    gaps = ordered[1:] - ordered[:-1]
+    sorted_spacing = torch.cat([gaps[:1], (gaps[1:] + gaps[:-1]) / 2, gaps[-1:]])
+    spacing = torch.empty_like(centers).scatter_(0, order, sorted_spacing)
+    return spacing.clamp_min(nyquist / (100.0 * n))
 
 
 def _normalise_learnable(learnable: Union[bool, str, Iterable[str], None]) -> frozenset:
@@ -105,6 +151,9 @@ class GammatoneFilterbank(nn.Module):
         bandwidth, amplitude, order: override the init values (scalar or per filter).
         phase: fixed phase in radians (code: 0).
         method: ``"auto" | "direct" | "fft"`` filtering path (both exact).
+        parametrization: ``"hz"`` (offsets in the authors' units) or ``"relative"`` (f
+            in filter spacings, b and a in log units): how far an optimiser step moves a
+            filter; the initial filters are the same.
 
     Shape:
         input ``(B, T)`` or ``(B, 1, T)``; output ``(B, F, T - K + 1)``.
@@ -131,6 +180,7 @@ class GammatoneFilterbank(nn.Module):
         order: Optional[Union[float, Sequence[float], Tensor]] = None,
         phase: float = 0.0,
         method: str = "auto",
+        parametrization: str = "hz",
     ) -> None:
         super().__init__()
         if int(n_filters) != n_filters or n_filters < 1:
@@ -151,6 +201,9 @@ class GammatoneFilterbank(nn.Module):
             raise ValueError(f"unknown init {init!r}; expected one of {_INITS}")
         if method not in ("auto", "direct", "fft"):
             raise ValueError(f"unknown method {method!r}; expected 'auto', 'direct' or 'fft'")
+        if parametrization not in PARAMETRIZATIONS:
+            raise ValueError(f"unknown parametrization {parametrization!r}; expected one of "
+                             f"{PARAMETRIZATIONS}")
 
         self.n_filters = int(n_filters)
         self.sample_rate = float(sample_rate)
@@ -160,6 +213,7 @@ class GammatoneFilterbank(nn.Module):
         self.init = init
         self.phase = float(phase)
         self.method = method
+        self.parametrization = parametrization
         self.learnable = _normalise_learnable(learnable)
 
         centers = SF.mel_center_frequencies(self.n_filters, self.f_min, self.f_max)  # float64
@@ -186,45 +240,70 @@ class GammatoneFilterbank(nn.Module):
         if not bool((order >= 1).all()):
             raise ValueError("order must be >= 1")
 
-        # raw == constrained value at init: every map is the identity on the valid range
-        raw = {
+        init = {
             "center_frequency": centers.to(torch.float32),
             "bandwidth": bandwidth.to(torch.float32),
             "amplitude": amplitude.to(torch.float32),
             "order": order.to(torch.float32),
         }
         for name in PARAMETER_NAMES:
-            tensor = raw[name]
+            self.register_buffer(f"init_{name}", init[name])
+            offset = torch.zeros(self.n_filters)
             if name in self.learnable:
-                self.register_parameter(f"raw_{name}", nn.Parameter(tensor))
+                self.register_parameter(f"offset_{name}", nn.Parameter(offset))
             else:
-                self.register_buffer(f"raw_{name}", tensor)
+                self.register_buffer(f"offset_{name}", offset)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # model files from before the offsets: raw_<name> held the (trained) value
+        for name in PARAMETER_NAMES:
+            raw = state_dict.pop(f"{prefix}raw_{name}", None)
+            if raw is not None:
+                state_dict.setdefault(f"{prefix}init_{name}", raw)
+                state_dict.setdefault(f"{prefix}offset_{name}", torch.zeros_like(raw))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- constrained views ----------------------------------------------------------
     def _compute_dtype(self) -> torch.dtype:
         # at least float32 even if the module was .half()-ed: fp16 powers underflow (spec §2)
-        return torch.promote_types(self.raw_center_frequency.dtype, torch.float32)
+        return torch.promote_types(self.init_center_frequency.dtype, torch.float32)
+
+    def _value(self, name: str) -> Tensor:
+        """``init + offset`` in the parametrisation's units, before the range maps."""
+        dtype = self._compute_dtype()
+        init = getattr(self, f"init_{name}").to(dtype)
+        offset = getattr(self, f"offset_{name}").to(dtype)
+        if self.parametrization == "hz" or name == "order":
+            return init + offset
+        if name == "center_frequency":
+            return init + filter_spacing(init, self.sample_rate / 2.0) * offset
+        return torch.abs(init) * torch.exp(offset)
 
     @property
     def center_frequency(self) -> Tensor:
         """``(F,)`` centre frequencies in Hz, in [0, fs/2]."""
-        raw = self.raw_center_frequency.to(self._compute_dtype())
-        return _fold_frequency(raw, self.sample_rate / 2.0)
+        return _fold_frequency(self._value("center_frequency"), self.sample_rate / 2.0)
 
     @property
     def bandwidth(self) -> Tensor:
-        """``(F,)`` bandwidths b in Hz (>= 0; 0 only if the raw value is exactly 0)."""
-        return _positive(self.raw_bandwidth.to(self._compute_dtype()))
+        """``(F,)`` bandwidths b in Hz (>= 0; 0 only if the value is exactly 0)."""
+        return _positive(self._value("bandwidth"))
 
     @property
     def amplitude(self) -> Tensor:
-        """``(F,)`` amplitudes a (>= 0; 0 only if the raw value is exactly 0)."""
-        return _positive(self.raw_amplitude.to(self._compute_dtype()))
+        """``(F,)`` amplitudes a (>= 0; 0 only if the value is exactly 0)."""
+        return _positive(self._value("amplitude"))
 
     @property
     def order(self) -> Tensor:
         """``(F,)`` orders n (>= 1)."""
-        return _order(self.raw_order.to(self._compute_dtype()))
+        return _order(self._value("order"))
+
+    def spacing(self) -> Tensor:
+        """``(F,)`` the filters' spacing at initialisation in Hz (:func:`filter_spacing`):
+        the unit of f's offset under the ``"relative"`` parametrisation."""
+        return filter_spacing(self.init_center_frequency.to(self._compute_dtype()),
+                              self.sample_rate / 2.0)
 
     def kernels(self) -> Tensor:
         """``(F, K)`` impulse responses on the parameters' device."""
@@ -251,7 +330,8 @@ class GammatoneFilterbank(nn.Module):
         return (
             f"n_filters={self.n_filters}, sample_rate={self.sample_rate:g}, f_min={self.f_min:g}, "
             f"f_max={self.f_max:g}, kernel_size={self.kernel_size}, init={self.init!r}, "
-            f"learnable={sorted(self.learnable)}, method={self.method!r}"
+            f"learnable={sorted(self.learnable)}, method={self.method!r}, "
+            f"parametrization={self.parametrization!r}"
         )
 
 
@@ -260,7 +340,7 @@ class SpectNetFrontend(nn.Module):
 
     Args:
         n_filters, sample_rate, f_min, f_max, kernel_size, init, learnable, bandwidth,
-            amplitude, order, phase: see :class:`GammatoneFilterbank`.
+            amplitude, order, phase, parametrization: see :class:`GammatoneFilterbank`.
         win_length, hop_length: window and hop of the energy sum, in samples (code: 25 / 10 at
             1 kHz, i.e. 25 ms / 10 ms).
         eps: log floor (code: 1e-16).
@@ -280,7 +360,7 @@ class SpectNetFrontend(nn.Module):
         >>> tuple(frontend(beats).shape), tuple(frontend.image(beats).shape)
         ((8, 16, 240), (8, 1, 240, 16))
         >>> sorted(name for name, _ in frontend.named_parameters())
-        ['filterbank.raw_amplitude', 'filterbank.raw_bandwidth', 'filterbank.raw_center_frequency']
+        ['filterbank.offset_amplitude', 'filterbank.offset_bandwidth', 'filterbank.offset_center_frequency']
     """
 
     def __init__(
@@ -301,6 +381,7 @@ class SpectNetFrontend(nn.Module):
         order: Optional[Union[float, Sequence[float], Tensor]] = None,
         phase: float = 0.0,
         n_fft: Optional[int] = None,
+        parametrization: str = "hz",
     ) -> None:
         super().__init__()
         if int(win_length) != win_length or win_length < 1:
@@ -316,7 +397,7 @@ class SpectNetFrontend(nn.Module):
         self.filterbank = GammatoneFilterbank(
             n_filters=n_filters, sample_rate=sample_rate, f_min=f_min, f_max=f_max,
             kernel_size=kernel_size, init=init, learnable=learnable, bandwidth=bandwidth,
-            amplitude=amplitude, order=order, phase=phase,
+            amplitude=amplitude, order=order, phase=phase, parametrization=parametrization,
         )
         self.win_length = int(win_length)
         self.hop_length = int(hop_length)

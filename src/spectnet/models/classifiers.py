@@ -12,7 +12,7 @@ Example:
     >>> tuple(model(torch.randn(2, 2500)).shape)
     (2, 2)
     >>> sorted(n for n, _ in model.frontend.named_parameters())[:1]
-    ['filterbank.raw_amplitude']
+    ['filterbank.offset_amplitude']
 """
 
 from __future__ import annotations

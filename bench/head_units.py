@@ -32,7 +32,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from spectnet.config import Params  # noqa: E402
-from spectnet.experiments.heart_sounds import load_split, model_spec, parse_run  # noqa: E402
+from spectnet.experiments.heart_sounds import HeartSounds  # noqa: E402
 from spectnet.models import build_model  # noqa: E402
 from spectnet.training.samplers import make_sampler  # noqa: E402
 
@@ -67,16 +67,16 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.beats / "beats.npy").exists():
         sys.exit(f"no beat dataset at {args.beats}: run `snakemake data/processed/physionet2016-beats`")
-    params = Params.load(REPO / "params.yaml")
+    task = HeartSounds(Params.load(REPO / "params.yaml"), args.beats)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train = load_split(args.beats, 0, "train", device)
-    validation = load_split(args.beats, 0, "validation", device)
+    train = task.load(0, "train", device)
+    validation = task.load(0, "reporting", device)
     probe = torch.randperm(len(validation), generator=torch.Generator().manual_seed(1))[:512]
     x_probe, y_probe = validation.batch(probe)
     print(f"{args.run}, batch {args.batch}, Adam {args.lr}, {device}")
     for name, p2d, p_head, double_softmax in SETTINGS:
         torch.manual_seed(0)
-        spec = model_spec(parse_run(args.run, params), params)
+        spec = task.model_spec(task.parse_run(args.run))
         spec["cnn"] = {"dropout": p2d, "quirks": double_softmax}
         model = build_model(spec).to(device)
         model.cnn.head_dropout = p_head

@@ -38,12 +38,12 @@ from spectnet.runtime import malloc_is_tuned, reexec_with_tuned_malloc  # noqa: 
 if __name__ == "__main__" and "--no-malloc-tuning" not in sys.argv:
     reexec_with_tuned_malloc()
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from spectnet.config import Params  # noqa: E402
-from spectnet.experiments.heart_sounds import (learnable_spec, load_split, model_spec,  # noqa: E402
-                                               parse_run, score, stage_settings)
+from spectnet.experiments.heart_sounds import HeartSounds  # noqa: E402
 from spectnet.models import build_model  # noqa: E402
 from spectnet.training.samplers import make_sampler  # noqa: E402
 from spectnet.training.trainer import StageSettings, train_stage  # noqa: E402
@@ -51,12 +51,12 @@ from spectnet.training.trainer import StageSettings, train_stage  # noqa: E402
 RUNS = ("static-16", "learnable-16", "gammatone-1d", "gammatone-2d")
 
 
-def build(name: str, params: Params):
-    run = parse_run(name, params)
-    if run.kind == "learnable":
-        spec = learnable_spec(model_spec(parse_run(f"static-{run.n_filters}", params), params), params)
+def build(name: str, task: HeartSounds):
+    run = task.parse_run(name)
+    if run.init_run is not None:  # stage 2: the static model's spec, as stage 2 trains it
+        spec = task.stage2_spec(task.model_spec(task.parse_run(run.init_run)), run)
     else:
-        spec = model_spec(run, params)
+        spec = task.model_spec(run)
     torch.manual_seed(0)
     return build_model(spec), run
 
@@ -124,17 +124,15 @@ def main() -> None:
     if not (args.beats / "beats.npy").exists():
         sys.exit(f"no beat dataset at {args.beats}: run `snakemake data/processed/physionet2016-beats`")
     device = torch.device(args.device)
-    params = Params.load(REPO / "params.yaml")
+    task = HeartSounds(Params.load(REPO / "params.yaml"), args.beats)
     print(f"torch {torch.__version__}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else
              f", {torch.get_num_threads()} threads")
           + f", batch {args.batch}, {args.steps} steps, malloc tuning "
           f"{'on' if malloc_is_tuned() else 'off'}")
-    train = load_split(args.beats, 0, "train", device)
-    validation = load_split(args.beats, 0, "validation", device)
-    validation = type(validation)(validation.waveforms[:64], validation.labels[:64],
-                                  validation.domains[:64], validation.groups[:64],
-                                  validation.classes)
+    train = task.load(0, "train", device)
+    validation = task.load(0, "reporting", device)
+    validation = validation.subset(np.arange(len(validation)) < 64)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, train.n_samples, generator=generator).mul_(0.05).to(device)
     y = torch.randint(0, 2, (args.batch,), generator=generator).to(device)
@@ -147,8 +145,8 @@ def main() -> None:
     print(f"\n{'model':<14} {'synthetic':>12} {'real':>12} {'ratio':>7} {'front-end':>10}")
     ratios = {}
     for name in args.runs:
-        model, run = build(name, params)
-        base = stage_settings(run, params, device)
+        model, run = build(name, task)
+        base = task.stage_settings(run, device)
         stage = StageSettings(**{**base.__dict__, "epochs": 2, "batch_size": args.batch,
                                  "steps_per_epoch": args.steps, "accumulate": 1})
         optimizer = prepare(model, stage, device)
@@ -158,7 +156,7 @@ def main() -> None:
         for _ in range(args.rounds):
             step_s.append(timed(synthetic_step(model, optimizer, x, y, device), args.steps))
             with tempfile.TemporaryDirectory() as work:
-                record = train_stage(model, stage, train, validation, score, seed=0,
+                record = train_stage(model, stage, train, validation, task.score, seed=0,
                                      work_dir=work, progress=False).history[-1]
             real_s.append(record["train_seconds"] / args.steps)
         front_s = timed(frontend_step(model, x, stage.train_frontend), args.steps)
@@ -172,7 +170,7 @@ def main() -> None:
         print("\nstatic-16 synthetic step on CPU, by memory format and autocast:")
         for channels_last in (False, True):
             for bf16 in (False, True):
-                model, _ = build("static-16", params)
+                model, _ = build("static-16", task)
                 stage = StageSettings(epochs=1, batch_size=args.batch, channels_last=channels_last)
                 optimizer = prepare(model, stage, device)
                 seconds = timed(synthetic_step(model, optimizer, x, y, device, bf16), args.steps)

@@ -97,7 +97,7 @@ def tiny_heart_model(small_beats_dir, tmp_path_factory) -> Path:
     """A static-4 model trained for a few steps on the small real beat set (its
     predictions are poor; tests use it for plumbing, not accuracy)."""
     from spectnet.config import Params
-    from spectnet.experiments.heart_sounds import train_run
+    from spectnet.experiments.heart_sounds import HeartSounds
     from spectnet.params import validate_params
 
     budget = {"epochs": 1, "batch_size": 24, "steps_per_epoch": 2}
@@ -105,5 +105,6 @@ def tiny_heart_model(small_beats_dir, tmp_path_factory) -> Path:
         {"scale": "smoke", "scales": {"smoke": {"heart_sounds": {"static": budget}}}},
         partial=True))
     out = tmp_path_factory.mktemp("tiny-model") / "static-4"
-    train_run("static-4", 1, params, small_beats_dir, out, device="cpu", progress=False)
+    HeartSounds(params, small_beats_dir).train("static-4", 0, 1, out, device="cpu",
+                                               progress=False)
     return out / "best.pt"

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from spectnet.experiments.runs import resume_dir
+from spectnet.experiments.task import resume_dir
 from spectnet.training.checkpoint import read_model_file
 
 #: Columns of history.csv that measure time, not training.

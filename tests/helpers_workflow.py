@@ -109,7 +109,8 @@ def small_params(physionet: Path, esc10: Path) -> dict:
     params["physionet"]["folds"] = {"source": "local", "local_path": str(physionet / "folds")}
     params["segmentation"]["plot_records"] = ["a0001", "e00001"]
     params["scenes"]["data"]["esc10"]["local_path"] = str(esc10)
-    params["scenes"]["frontend"].update(n_filters=[16], learnable_n_filters=16)
+    params["scenes"]["frontend"]["n_filters"] = [16]
+    params["scenes"]["learnable"]["n_filters"] = [16]
     return params
 
 

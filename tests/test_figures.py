@@ -11,11 +11,13 @@ import pandas as pd
 import pytest
 import torch
 from matplotlib.colors import same_color
+from matplotlib.container import BarContainer
 from matplotlib.image import imread
 
 from spectnet.cli import main
 from spectnet.config import Params
-from spectnet.experiments.heart_sounds import evaluate_run, train_run
+from spectnet.experiments.heart_sounds import HeartSounds
+from spectnet.frontend import filter_spacing
 from spectnet.params import validate_params
 from spectnet.reporting.figures import (heart_sound_figure_names,
                                         pick_beats, plot_beat_spectrograms,
@@ -28,22 +30,25 @@ SUBTITLE = "smoke scale, seed 1"
 
 
 def grid_params() -> Params:
-    """The smallest grid: static-4, learnable-4 and the baselines, one step per epoch."""
+    """The smallest grid: static-4, its control, learnable-4 and the baselines, one step per
+    epoch."""
     budget = {"epochs": 1, "batch_size": 24, "steps_per_epoch": 1}
     return Params.from_dict(validate_params({
         "scale": "smoke",
-        "scales": {"smoke": {"seeds": [1], "heart_sounds": {
-            "static": budget, "baselines": budget,
+        "scales": {"smoke": {"heart_sounds": {
+            "seeds": [1], "comparison_seeds": [1], "static": budget, "baselines": budget,
             "learnable": {**budget, "epochs": 2}}}},
-        "heart_sounds": {"static_filters": [4], "learnable_filters": [4]}}, partial=True))
+        "heart_sounds": {"frontend": {"n_filters": [4]}, "learnable": {"n_filters": [4]}}},
+        partial=True))
 
 
 def _train_and_evaluate(run, root, beats, params, init=None):
+    task = HeartSounds(params, beats)
     out = root / "models" / run / "seed1"
     if not out.exists():
-        train_run(run, 1, params, beats, out, init_model=init, device="cpu", progress=False)
-    evaluate_run(out / "best.pt", beats, root / "predictions" / run / "seed1",
-                 root / "runs" / run / "seed1.json", params, device="cpu")
+        task.train(run, 0, 1, out, init_model=init, device="cpu", progress=False)
+    task.evaluate(out / "best.pt", root / "predictions" / run / "seed1",
+                  root / "runs" / run / "seed1.json", device="cpu")
     return out
 
 
@@ -89,13 +94,17 @@ def test_filterbank_figure_shows_the_learnt_change(learnt):
     old, new = (np.array([line.get_ydata() for line in response.lines[i:i + 4]]) for i in (0, 4))
     assert np.abs(old - new).max() > 0                 # learning moved the responses
     assert old.max() == pytest.approx(1.0)             # normalised to the largest before
-    # the bars are each filter's change, after minus before
+    # the bars are each filter's change, after minus before, in filter spacings
     with torch.no_grad():
-        delta = (after.filterbank.center_frequency - before.filterbank.center_frequency).numpy()
+        start = before.filterbank.center_frequency.double()
+        delta = (after.filterbank.center_frequency.double() - start).numpy()
+        spacing = filter_spacing(start, 500.0).numpy()
     heights = [bar.get_height() for bar in changes[0].patches]
-    assert np.allclose(heights, delta) and np.any(delta != 0)
-    assert [ax.get_ylabel() for ax in changes] == [
-        "Δ centre frequency (Hz)", "Δ bandwidth (Hz)", "Δ amplitude (%)"]
+    assert np.allclose(heights, delta / spacing) and np.any(delta != 0)
+    labels = [ax.get_ylabel() for ax in changes]
+    assert labels[0].startswith("Δf (spacings)\nmax |Δf| ") and labels[0].endswith(" Hz")
+    assert f"{np.abs(delta).max():.3g} Hz" in labels[0]
+    assert labels[1:] == ["Δ bandwidth (%)", "Δ amplitude (%)"]
     assert fig.get_suptitle().endswith(f"\n{SUBTITLE}")
 
 
@@ -188,16 +197,20 @@ def test_subset_metrics_are_grouped_bars_per_subset_and_run(runs):
     fig = plot_subset_metrics(evaluations, SUBTITLE)
     macc_ax, se_ax, sp_ax = fig.axes
     metrics = evaluations["static-4"][0]
-    subsets = sorted(metrics["per_subset"])
+    subsets = sorted(metrics["per_domain"])
     assert subsets == list("abcdef")
     assert len(macc_ax.patches) == len(subsets) + 1           # a-f and all
-    bars = macc_ax.containers[0]
-    expected = [100 * metrics["per_subset"][s]["macc"] for s in subsets] \
-        + [100 * metrics["metrics"]["macc"]]
+    bars = next(c for c in macc_ax.containers if isinstance(c, BarContainer))
+    expected = [100 * metrics["per_domain"][s]["metrics"]["macc"] for s in subsets] \
+        + [100 * metrics["metrics"]["recording"]["macc"]]
     assert np.allclose([bar.get_height() for bar in bars], expected, equal_nan=True)
+    # one seed: the whiskers are the bootstrap intervals over recordings
+    whiskers = bars.errorbar.lines[2][0].get_segments()
+    low, high = metrics["per_domain"]["a"]["ci"]["macc"]
+    assert [whiskers[0][0][1], whiskers[0][1][1]] == pytest.approx([100 * low, 100 * high])
     labels = [t.get_text() for t in sp_ax.get_xticklabels()]
-    assert labels[0] == f"a\n{metrics['per_subset']['a']['recordings']} rec."
-    assert labels[-1] == f"all\n{metrics['recordings']} rec."
+    assert labels[0] == f"a\n{metrics['per_domain']['a']['count']} rec."
+    assert labels[-1] == f"all\n{metrics['counts']['recording']} rec."
     assert se_ax.get_ylabel() == "Sensitivity (%)"
 
 
@@ -206,7 +219,7 @@ def test_confusion_matrices_hold_the_evaluated_counts(runs):
     evaluations = _evaluations(root, "static-4")
     fig = plot_confusion_matrices(evaluations, SUBTITLE)
     cells = fig.axes[:2]                                       # 2 levels x 1 run
-    for ax, level in zip(cells, ("recordings", "beats")):
+    for ax, level in zip(cells, ("recording", "beat")):
         counts = np.array(evaluations["static-4"][0]["confusion"][level])
         shown = [int(t.get_text().split("\n")[0]) for t in ax.texts]
         assert shown == counts.ravel().tolist()
@@ -231,6 +244,8 @@ def test_cli_draws_every_figure_of_the_grid(learnt, small_beats_dir, tmp_path, c
     root, params = learnt
     for run in ("gammatone-1d", "gammatone-2d"):
         _train_and_evaluate(run, root, small_beats_dir, params)
+    _train_and_evaluate("static-4-control", root, small_beats_dir, params,
+                        root / "models/static-4/seed1/best.pt")
     args = ["physionet", "figures", "--models-dir", str(root / "models"),
             "--runs-dir", str(root / "runs"), "--beats", str(small_beats_dir),
             "--params", json.dumps(params.to_dict())]

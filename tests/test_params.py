@@ -64,8 +64,10 @@ def test_cross_key_constraint():
 
 
 def test_scene_cross_key_constraints():
-    with pytest.raises(ParamsError, match=r"learnable_n_filters \(47\) must be one of"):
-        validate_params({"scenes": {"frontend": {"learnable_n_filters": 47}}})
+    for task in ("heart_sounds", "scenes"):
+        with pytest.raises(ParamsError, match=rf"{task}.learnable.n_filters: \[47\] not in "
+                                              rf"{task}.frontend.n_filters"):
+            validate_params({task: {"learnable": {"n_filters": [47]}}})
     with pytest.raises(ParamsError) as err:
         validate_params({"scenes": {"units": {"esc50": {"length_s": 0.05}}}})
     assert "scenes.units.esc50.length_s (0.05) is shorter than the 1981 samples" in str(err.value)

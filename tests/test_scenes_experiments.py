@@ -24,9 +24,9 @@ from spectnet.config import Params, ScenesConfig
 from spectnet.datasets.clips import read_esc10, write_clip_dataset
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import multiclass_metrics
-from spectnet.experiments.scenes import (EVAL_BATCH, Evaluation, bootstrap_evaluations,
-                                         evaluate_run, parse_run, run_names, score,
-                                         stage_settings, train_run, write_table_iii)
+from spectnet.experiments.scenes import EVAL_BATCH, Scenes, write_table_iii
+from spectnet.experiments.task import Evaluation
+from spectnet.grid import scene_runs
 from spectnet.params import STEP_PARAMS, params_slice, validate_params
 from spectnet.preprocessing.clips import preprocess_clips
 from spectnet.training.checkpoint import read_model_file
@@ -36,15 +36,25 @@ BIN = Path(sys.executable).parent
 
 
 def scene_params(static=(1, 4, 1), learnable=(1, 4, 1), folds=(1,), n_filters=(16,),
-                 learnable_n=16, scale="smoke") -> Params:
+                 learnable_n=16, scale="smoke", **section) -> Params:
     """Params at ``scale`` with its scene budgets and the grid overridden."""
     budget = lambda b: dict(zip(("epochs", "batch_size", "steps_per_epoch"), b))  # noqa: E731
     return Params.from_dict(validate_params({
         "scale": scale,
         "scales": {scale: {"scenes": {"folds": list(folds), "static": budget(static),
-                                      "learnable": budget(learnable)}}},
-        "scenes": {"frontend": {"n_filters": list(n_filters),
-                                "learnable_n_filters": learnable_n}}}, partial=True))
+                                      "learnable": budget(learnable),
+                                      "selection_subset": None}}},
+        "scenes": {"frontend": {"n_filters": list(n_filters)},
+                   "learnable": {"n_filters": [learnable_n]}, **section}}, partial=True))
+
+
+def train_run(name, fold, seed, params, units, out, init_model=None):
+    return Scenes(params, units).train(name, fold, seed, out, init_model=init_model,
+                                       device="cpu", progress=False)
+
+
+def evaluate_run(model, units, out, metrics, params):
+    return Scenes(params, units).evaluate(model, out, metrics, device="cpu")
 
 
 def build_units(clips_per_class_and_fold: int | None, root: Path) -> Path:
@@ -79,19 +89,26 @@ def esc10_units(tmp_path_factory) -> Path:
 # ----------------------------------------------------------------------------- settings
 def test_grid_and_stage_settings_follow_params_and_scale():
     params = Params()
-    assert run_names(params) == ["static-16", "static-32", "static-46", "static-64",
-                                 "static-128", "static-149", "learnable-46"]
-    static = stage_settings(parse_run("static-46"), params)
-    assert (static.epochs, static.batch_size, static.steps_per_epoch) == (3, 8, 16)  # quick
-    assert (static.optimizer, static.lr, static.sampler) == ("adam", 0.005, "shuffled")
+    assert scene_runs(params) == ["static-16", "static-32", "static-46", "static-64",
+                                  "static-128", "static-149", "static-46-control",
+                                  "learnable-46"]
+    task, cpu = Scenes(params, "."), torch.device("cpu")
+    quick = params.active_scale.scenes
+    static = task.stage_settings(task.parse_run("static-46"), cpu)
+    assert (static.epochs, static.batch_size, static.steps_per_epoch, static.patience) == (
+        quick.static.epochs, quick.static.batch_size, quick.static.steps_per_epoch,
+        quick.static.patience)
+    assert (static.optimizer, static.lr, static.sampler) == ("adam", params.scenes.static.lr,
+                                                             "shuffled")
     assert not static.train_frontend and static.eval_batch_size == EVAL_BATCH
-    learnable = stage_settings(parse_run("learnable-46"), params)
-    assert learnable.train_frontend and (learnable.lr, learnable.frontend_lr) == (0.005, 0.005)
-    full = Params.from_dict(validate_params({"scale": "full"}))
-    assert full.active_scale.scenes.folds == (1, 2, 3, 4)
-    assert stage_settings(parse_run("static-46"), full).batch_size == 64  # the paper's
-    with pytest.raises(SpectNetError, match="expected static-N or learnable-N"):
-        parse_run("gammatone-1d")
+    learnable = task.stage_settings(task.parse_run("learnable-46"), cpu)
+    control = task.stage_settings(task.parse_run("static-46-control"), cpu)
+    assert learnable.train_frontend and (learnable.lr, learnable.frontend_lr) == (
+        params.scenes.learnable.lr, params.scenes.learnable.frontend_lr)
+    assert {**vars(control), "train_frontend": True} == vars(learnable)
+    full = Scenes(Params.from_dict(validate_params({"scale": "full"})), ".")
+    assert full.folds() == [1, 2, 3, 4]
+    assert full.stage_settings(full.parse_run("static-46"), cpu).batch_size == 64  # the paper's
 
 
 def test_each_step_reads_only_its_scene_keys():
@@ -104,8 +121,9 @@ def test_each_step_reads_only_its_scene_keys():
         return {step for step in STEP_PARAMS
                 if params_slice(base, step) != params_slice(other, step)}
 
-    assert changed({"scenes": {"training": {"learnable": {"lr": 0.001}}}}) == {
-        "train_learnable_scenes"}
+    assert changed({"scenes": {"learnable": {"lr": 0.001}}}) == {
+        "train_learnable_scenes", "train_control_scenes"}
+    assert changed({"scenes": {"learnable": {"frontend_lr": 0.1}}}) == {"train_learnable_scenes"}
     assert changed({"scales": {"quick": {"scenes": {"static": {
         "epochs": 9, "batch_size": 8, "steps_per_epoch": 16}}}}}) == {"train_static_scenes"}
     assert changed({"scales": {"full": {"scenes": {"static": {
@@ -124,41 +142,57 @@ def _examples(labels, clips, n_classes=3) -> ExampleSet:
                       np.array(clips), tuple(f"c{i}" for i in range(n_classes)))
 
 
+class _ThreeClasses(Scenes):
+    classes = ("c0", "c1", "c2")
+    dataset = "test"
+
+
 def test_score_decides_clips_by_their_mean_posterior():
     # three clips of two units; in each clip one unit is wrong but less confident
     examples = _examples([0, 0, 1, 1, 2, 2], ["a", "a", "b", "b", "c", "c"])
+    examples.index = pd.DataFrame({"unit": [0, 1] * 3})
     p = np.array([[0.9, 0.1, 0.0], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1],
                   [0.5, 0.4, 0.1], [0.0, 0.2, 0.8], [0.4, 0.0, 0.6]])
-    s = score(p, examples)
+    s = _ThreeClasses(Params(), ".").score(p, examples)
     assert s["unit_accuracy"] == pytest.approx(4 / 6)
     assert s["accuracy"] == s["macc"] == s["f1"] == s["f1_mean"] == 1.0
     assert s["loss"] == pytest.approx(-np.log([0.9, 0.3, 0.8, 0.4, 0.8, 0.6]).mean())
 
 
 def _evaluation(labels, predictions, clips) -> Evaluation:
-    units = pd.DataFrame({"clip": clips, "label": labels, "prediction": predictions})
-    per_clip = units.groupby("clip", sort=False).first().reset_index()
+    units = pd.DataFrame({"group": clips, "domain": [f"c{v}" for v in labels], "label": labels,
+                          "prediction": predictions})
+    per_clip = units.groupby("group", sort=True).first().reset_index()
+    per_clip["n_examples"], per_clip["n_correct"] = 1, (per_clip["label"] ==
+                                                        per_clip["prediction"]).astype(int)
     return Evaluation(units, per_clip)
 
 
 def test_bootstrap_averages_evaluations_and_resamples_clips():
     rng = np.random.default_rng(0)
-    clips = [f"k{i}" for i in range(60)]
+    clips = [f"k{i:02d}" for i in range(60)]
     labels = np.arange(60) % 3
     seeds = [_evaluation(labels, np.where(rng.random(60) < p, labels, (labels + 1) % 3), clips)
              for p in (0.9, 0.6)]
-    point, ci = bootstrap_evaluations(seeds, 3, 200, 0.9)
-    single = [multiclass_metrics(e.clips["label"], e.clips["prediction"], 3) for e in seeds]
+    task = _ThreeClasses(Params(), ".")
+    point, ci = task.summarise(seeds, 200, 0.9)
+    single = [multiclass_metrics(e.groups["label"], e.groups["prediction"], 3) for e in seeds]
     for metric in ("accuracy", "macc", "f1", "f1_mean"):
-        assert point["clip"][metric] == pytest.approx(np.mean([m[metric] for m in single]))
-        low, high = ci["clip"][metric]
-        assert low < point["clip"][metric] < high
+        assert point[f"clip.{metric}"] == pytest.approx(np.mean([m[metric] for m in single]))
+        low, high = ci[f"clip.{metric}"]
+        assert low < point[f"clip.{metric}"] < high
+    # per class: one-vs-rest over every clip
+    assert point["domain.c0.sensitivity"] == pytest.approx(np.mean(
+        [((e.groups["label"] == 0) & (e.groups["prediction"] == 0)).sum() / 20 for e in seeds]))
     # one evaluation of clips of one unit each: unit level = clip level
-    point1, ci1 = bootstrap_evaluations(seeds[:1], 3, 200, 0.9)
-    assert point1["unit"] == point1["clip"] and ci1["unit"] == ci1["clip"]
+    point1, ci1 = task.summarise(seeds[:1], 200, 0.9)
+    for metric in ("accuracy", "macc"):
+        assert point1[f"unit.{metric}"] == point1[f"clip.{metric}"]
+        assert ci1[f"unit.{metric}"] == ci1[f"clip.{metric}"]
     # twice the same evaluation: the same mean and the same intervals
-    point2, ci2 = bootstrap_evaluations(seeds[:1] * 2, 3, 200, 0.9)
-    assert point2["clip"] == pytest.approx(point1["clip"]) and ci2["clip"] == ci1["clip"]
+    point2, ci2 = task.summarise(seeds[:1] * 2, 200, 0.9)
+    assert point2["clip.macc"] == pytest.approx(point1["clip.macc"])
+    assert ci2["clip.macc"] == ci1["clip.macc"]
 
 
 # ----------------------------------------------------------------------------- CLI errors
@@ -186,15 +220,27 @@ def test_clear_errors_for_a_missing_fold_init_or_store(small_units, tmp_path):
 
 # ----------------------------------------------------------------------------- training
 #: The short training of the above-chance test: static SpectNet-16, 5 epochs of 20
-#: batches of 8 (800 units, 3.3 passes over folds 1-3), seed 1.
+#: batches of 8 (800 units, about 4 passes over folds 1-3 without their inner split), seed 1.
 SHORT = scene_params(static=(5, 8, 20), learnable=(1, 4, 2), folds=(4,))
 
 
 @pytest.fixture(scope="module")
 def fold4_static(esc10_units, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("models") / "static-16" / "fold4" / "seed1"
-    train_run("static-16", 4, 1, SHORT, esc10_units, out, device="cpu", progress=False)
+    train_run("static-16", 4, 1, SHORT, esc10_units, out)
     return out
+
+
+def test_inner_split_keeps_sources_together_and_never_touches_the_evaluation_fold(esc10_units):
+    task = Scenes(SHORT, esc10_units)
+    train, selection = task.splits(4, torch.device("cpu"))
+    evaluation = task.load(4, "reporting", torch.device("cpu"))
+    assert set(selection.groups).isdisjoint(evaluation.groups)
+    assert set(train.groups).isdisjoint(selection.groups)
+    assert len(train) + len(selection) == 240
+    sources = lambda ex: {c.split("-")[1] for c in ex.groups}  # noqa: E731  (Freesound ids)
+    assert sources(train).isdisjoint(sources(selection))
+    assert set(selection.labels.tolist()) == set(range(10))  # every class held out
 
 
 @pytest.mark.slow
@@ -202,25 +248,26 @@ def test_short_training_on_folds_1_to_3_scores_clearly_above_chance_on_fold_4(
         fold4_static, esc10_units, tmp_path):
     """Chance is 10 % (10 balanced classes); measured: 47.5 % clip accuracy (seed 1)."""
     metrics = evaluate_run(fold4_static / "best.pt", esc10_units, tmp_path / "pred",
-                           tmp_path / "metrics.json", SHORT, device="cpu")
+                           tmp_path / "metrics.json", SHORT)
     clip = metrics["metrics"]["clip"]
     print(f"static-16, ESC-10 fold 4, seed 1: clip accuracy {clip['accuracy']:.4f}, "
           f"MACC {clip['macc']:.4f}, F1 {clip['f1']:.4f} (epoch {metrics['epoch']})")
     assert clip["accuracy"] >= 0.30
-    assert (metrics["run"], metrics["fold"], metrics["dataset"], metrics["clips"]) == (
+    assert (metrics["run"], metrics["fold"], metrics["dataset"], metrics["counts"]["clip"]) == (
         "static-16", 4, "esc10", 80)
     summary = json.loads((fold4_static / "summary.json").read_text())
-    assert summary["train_examples"] == 240 and summary["evaluation_clips"] == 80
-    assert summary["best"]["accuracy"] == pytest.approx(clip["accuracy"])  # same numbers
+    assert summary["train_examples"] + summary["selection_examples"] == 240
+    assert summary["selection"] == "inner" and summary["stopped"] == "budget"
     # ESC-10 clips are single units: both levels agree
-    assert metrics["metrics"]["unit"] == clip
+    assert {k: metrics["metrics"]["unit"][k] for k in clip} == clip
     low, high = metrics["ci"]["clip"]["accuracy"]
     assert low < clip["accuracy"] < high
     confusion = np.array(metrics["confusion"]["clip"])
     assert confusion.shape == (10, 10) and confusion.sum() == 80
     assert np.trace(confusion) / 80 == pytest.approx(clip["accuracy"])
-    assert set(metrics["per_class"]) == set(metrics["classes"])
-    assert all(c["support"] == 8 for c in metrics["per_class"].values())
+    assert set(metrics["per_domain"]) == set(metrics["classes"])
+    assert all(c["count"] == 8 and c["metrics"]["support"] == 8
+               for c in metrics["per_domain"].values())
     units = pd.read_csv(tmp_path / "pred" / "units.csv")
     probabilities = units.filter(like="p_").to_numpy()
     assert len(units) == 80 and np.allclose(probabilities.sum(1), 1, atol=1e-5)
@@ -236,23 +283,26 @@ def test_learnable_run_and_table(fold4_static, esc10_units, tmp_path):
     shutil.copytree(fold4_static, models / "static-16" / "fold4" / "seed1")
     learnable = models / "learnable-16" / "fold4" / "seed1"
     summary = train_run("learnable-16", 4, 1, SHORT, esc10_units, learnable,
-                        init_model=fold4_static / "best.pt", device="cpu", progress=False)
+                        init_model=fold4_static / "best.pt")
     assert summary["initialised_from"] == str(fold4_static / "best.pt")
-    before = read_model_file(fold4_static / "best.pt")["state_dict"]
-    after = read_model_file(learnable / "last.pt")["state_dict"]
-    key = "frontend.filterbank.raw_center_frequency"
-    assert not torch.equal(before[key], after[key])  # stage 2 trains the filters
+    assert summary["frontend_change"]["f_max_hz"] > 0  # stage 2 trains the filters
+    train_run("static-16-control", 4, 1, SHORT, esc10_units,
+              models / "static-16-control" / "fold4" / "seed1", init_model=fold4_static / "best.pt")
     with pytest.raises(SpectNetError, match="trained on fold 4"):
         train_run("learnable-16", 3, 1, SHORT, esc10_units, tmp_path / "x",
-                  init_model=fold4_static / "best.pt", device="cpu", progress=False)
-    for run in ("static-16", "learnable-16"):
+                  init_model=fold4_static / "best.pt")
+    for run in ("static-16", "static-16-control", "learnable-16"):
         evaluate_run(models / run / "fold4" / "seed1" / "best.pt", esc10_units,
                      predictions / run / "fold4" / "seed1", runs / run / "fold4" / "seed1.json",
-                     SHORT, device="cpu")
+                     SHORT)
     table = write_table_iii(SHORT, esc10_units, runs, predictions, models, tmp_path / "table3")
     assert sorted(p.name for p in tmp_path.glob("table3*")) == [
-        "table3-classes.json", "table3-units.csv", "table3-units.md", "table3-units.tex",
-        "table3.csv", "table3.md", "table3.tex"]
+        "table3-classes.json", "table3-comparisons.csv", "table3-units.csv", "table3-units.md",
+        "table3-units.tex", "table3.csv", "table3.md", "table3.tex"]
+    tests = pd.read_csv(tmp_path / "table3-comparisons.csv")
+    same = tests[(tests["a"] == "static-16-control") & (tests["seed"] == "1")].iloc[0]
+    assert same["b"] == "learnable-16" and same["clips"] == 80
+    assert same["only_a"] + same["only_b"] + same["both_correct"] + same["both_wrong"] == 80
     acc = table.set_index(["run", "metric"])
     static_metrics = json.loads((runs / "static-16" / "fold4" / "seed1.json").read_text())
     assert acc.at[("static-16", "Acc"), "mean"] == pytest.approx(
@@ -267,7 +317,9 @@ def test_learnable_run_and_table(fold4_static, esc10_units, tmp_path):
     md = (tmp_path / "table3.md").read_text()
     assert "ours on ESC-10 (smoke scale)" in md
     assert "folds 1, 2, 3 not run (not in scales.smoke.scenes.folds)" in md
-    assert "static 5 epochs of 20 batches (batch 8), learnable 1 epoch of 2 batches" in md
+    assert "static-16 5 epochs, 100 steps of 8 (budget ended)" in md
+    assert "learnable-16 vs static-16-control (same budget), seed 1: clip MACC" in md
+    assert "learnable-16: filters moved |Δf| max" in md
     assert "Ours: ESC-10, 10 classes, 320 clips." in md and "reference here, not a target" in md
     assert "Not run: static-32, static-46, static-64, static-128, static-149, learnable-46" in md
     assert "| Static SpectNet-46 | ours | not run |" in md
@@ -276,6 +328,10 @@ def test_learnable_run_and_table(fold4_static, esc10_units, tmp_path):
     classes = json.loads((tmp_path / "table3-classes.json").read_text())
     assert np.array(classes["static-16"]["confusion_sum"]).sum() == 80
     assert set(classes["static-16"]["per_class"]) == set(classes["static-16"]["classes"])
+    # one seed and fold: the table's interval is the run's own (one bootstrap, one seed)
+    macc_ci = static_metrics["ci"]["clip"]["macc"]
+    assert (acc.at[("static-16", "MACC"), "ci_low"], acc.at[("static-16", "MACC"), "ci_high"]) \
+        == pytest.approx((100 * macc_ci[0], 100 * macc_ci[1]))
     # a table over evaluations of another scale refuses to mix them
     other = scene_params(folds=(4,), scale="quick")
     with pytest.raises(SpectNetError, match="expected .*'quick'"):
@@ -317,9 +373,11 @@ def test_scene_rules_plan_the_grid_per_fold_and_seed(tmp_path):
         copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy
         copy(REPO / name, tmp_path / name)
     out, counts = _dry_run(tmp_path, "scale=full")
-    # 6 static N x 4 folds x 3 seeds, learnable-46 likewise, an evaluation each, one table
+    # 6 static N x 4 folds x 3 seeds, learnable-46 and its control likewise, an evaluation
+    # each, one table
     assert counts == {"fetch_scenes": 1, "preprocess_scenes": 1, "train_static_scenes": 72,
-                      "train_learnable_scenes": 12, "evaluate_scenes": 84, "table_scenes": 1}
+                      "train_learnable_scenes": 12, "train_control_scenes": 12,
+                      "evaluate_scenes": 96, "table_scenes": 1}
     learnable = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", out)
                  if re.match(r"(?:local)?rule train_learnable_scenes:", b)]
     assert len(learnable) == 12
@@ -331,6 +389,9 @@ def test_scene_rules_plan_the_grid_per_fold_and_seed(tmp_path):
     assert json.loads(command) == params_slice(validate_params({"scale": "full"}),
                                                "train_static_scenes")
     assert "--model models/scenes/esc10/learnable-46/fold4/seed3/best.pt" in out
+    quick = Params().active_scale.scenes
     out, counts = _dry_run(tmp_path, "scale=quick")
-    assert counts["train_static_scenes"] == 6 and counts["evaluate_scenes"] == 7
+    assert counts["train_static_scenes"] == 5 * len(quick.seeds) + len(quick.comparison_seeds)
+    assert counts["evaluate_scenes"] == counts["train_static_scenes"] + 2 * len(
+        quick.comparison_seeds)
     assert "fold2" not in out and "--out results/scenes/esc10/table3 " in out

@@ -17,8 +17,8 @@ from helpers_training import assert_killed_run_resumes_exactly, same_run
 from spectnet.cli import main
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
-from spectnet.experiments.heart_sounds import (load_split, model_spec, parse_run, resume_dir,
-                                               score, stage_settings, train_run)
+from spectnet.experiments.heart_sounds import HeartSounds
+from spectnet.experiments.task import resume_dir
 from spectnet.models import build_model
 from spectnet.params import validate_params
 from spectnet.training.checkpoint import load_model, read_model_file
@@ -26,21 +26,30 @@ from spectnet.training.samplers import DoubleBalancedSampler, ShuffledSampler
 from spectnet.training.trainer import StageSettings, predict_proba, train_stage
 
 
-def smoke_params(**budget) -> Params:
-    """Params at the smoke scale, with the heart-sound budgets overridden."""
+def smoke_params(heart_sounds: dict | None = None, **budget) -> Params:
+    """Params at the smoke scale, with the heart-sound budgets (and section) overridden."""
     sizes = {"epochs": 2, "batch_size": 24, "steps_per_epoch": 2, **budget}
-    return Params.from_dict(validate_params({"scale": "smoke", "scales": {"smoke": {"heart_sounds": {
-        kind: sizes for kind in ("static", "learnable", "baselines")}}}}, partial=True))
+    stage2 = {k: v for k, v in sizes.items() if k != "patience"}  # stage 2 runs its budget
+    return Params.from_dict(validate_params({
+        "scale": "smoke", "heart_sounds": heart_sounds or {},
+        "scales": {"smoke": {"heart_sounds": {"static": sizes, "baselines": sizes,
+                                              "learnable": stage2}}}}, partial=True))
+
+
+def train_run(name, seed, params, beats, out, init_model=None):
+    task = HeartSounds(params, beats)
+    return task.train(name, task.section.fold, seed, out, init_model=init_model, device="cpu",
+                      progress=False)
 
 
 @pytest.fixture(scope="module")
 def train_set(small_beats_dir):
-    return load_split(small_beats_dir, 0, "train", "cpu")
+    return HeartSounds(Params(), small_beats_dir).load(0, "train", torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
 def validation_set(small_beats_dir):
-    return load_split(small_beats_dir, 0, "validation", "cpu")
+    return HeartSounds(Params(), small_beats_dir).load(0, "reporting", torch.device("cpu"))
 
 
 # ----------------------------------------------------------------------------- samplers
@@ -113,7 +122,33 @@ def test_splits_are_disjoint_recordings_without_excluded_ones(small_beats_dir, t
     assert np.array_equal(x.numpy(), beats[rows[[0, 5]]])
 
 
-def test_score_is_recording_level_majority_vote(validation_set):
+def test_inner_split_is_record_disjoint_stratified_and_never_touches_validation(
+        small_beats_dir, train_set, validation_set):
+    task = HeartSounds(Params(), small_beats_dir)
+    train, selection = task.splits(0, torch.device("cpu"))
+    assert set(train.groups).isdisjoint(selection.groups)
+    assert set(train.groups) | set(selection.groups) == set(train_set.groups)
+    assert set(selection.groups).isdisjoint(validation_set.groups)
+    # every class x subset with two or more train0 recordings gives one to the inner split
+    recordings = train_set.index.drop_duplicates("record")
+    for (label, subset), cell in recordings.groupby(["label", "subset"]):
+        held = cell["record"].isin(set(selection.groups)).sum()
+        assert held == (0 if len(cell) < 2 else max(1, round(0.15 * len(cell))))
+    # each selection recording votes with its first beats_per_record beats
+    assert selection.index.groupby("record").size().max() <= 6
+    assert (selection.index.groupby("record")["beat"].min() == 0).all()
+    again = task.splits(0, torch.device("cpu"))[1]
+    assert np.array_equal(again.groups, selection.groups)  # the same split on every call
+    # the authors' protocol selects on the reporting fold itself
+    authors = HeartSounds(smoke_params({"selection": {"split": "reporting",
+                                                      "beats_per_record": None}}),
+                          small_beats_dir)
+    train_all, chosen = authors.splits(0, torch.device("cpu"))
+    assert len(train_all) == len(train_set) and set(chosen.groups) == set(validation_set.groups)
+
+
+def test_score_is_recording_level_majority_vote(small_beats_dir, validation_set):
+    score = HeartSounds(Params(), small_beats_dir).score
     labels = validation_set.labels.numpy()
     perfect = np.eye(2)[labels]
     s = score(perfect, validation_set)
@@ -145,23 +180,51 @@ def test_training_lowers_the_loss_and_overfits_a_small_subset(train_set, tmp_pat
     assert not np.allclose(before, predict_proba(model, subset))
 
 
-def test_stage_settings_follow_params_and_scale():
-    params = smoke_params(epochs=3, batch_size=48, steps_per_epoch=5)
-    static = stage_settings(parse_run("static-16", params), params)
+def test_warm_up_ramps_the_rate_and_patience_stops_early(train_set, tmp_path):
+    picked = np.r_[np.flatnonzero(train_set.labels.numpy() == 0)[:8],
+                   np.flatnonzero(train_set.labels.numpy() == 1)[:8]]
+    subset = train_set.subset(np.isin(np.arange(len(train_set)), picked))
+    model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                         "sample_rate": 1000, "frontend": {"n_filters": 4}})
+    worse_every_epoch = iter(range(100, 0, -1))
+    stage = StageSettings(epochs=8, batch_size=12, steps_per_epoch=3, lr=1e-3, sampler="shuffled",
+                          warmup_steps=6, patience=2)
+    result = train_stage(model, stage, subset, subset,
+                         lambda probs, ex: {"macc": float(next(worse_every_epoch))}, seed=0,
+                         work_dir=tmp_path, progress=False)
+    # best at epoch 1, two epochs without a better score, then stop
+    assert result.stopped == "patience" and len(result.history) == 3 and result.best_epoch == 1
+    # the rate of the next step at the end of each epoch: (step + 1) / 6 of 1e-3 after 3, 6 steps
+    lrs = [r["lr"] for r in result.history]
+    assert lrs == pytest.approx([4 / 6 * 1e-3, 1e-3, 1e-3])
+
+
+def test_stage_settings_follow_params_and_scale(small_beats_dir):
+    params = smoke_params(epochs=3, batch_size=48, steps_per_epoch=5, patience=2)
+    task = HeartSounds(params, small_beats_dir)
+    cpu = torch.device("cpu")
+    static = task.stage_settings(task.parse_run("static-16"), cpu)
     assert (static.epochs, static.batch_size, static.steps_per_epoch) == (3, 48, 5)
     assert static.optimizer == "adam" and not static.train_frontend and static.lr == 1e-3
-    learnable = stage_settings(parse_run("learnable-16", params), params)
-    assert learnable.train_frontend and learnable.frontend_lr == 1e-3
-    code = Params.from_dict(validate_params(
-        {**params.to_dict(), "heart_sounds": {"learnable": {"variant": "s2_code"}}}, partial=True))
-    variant = stage_settings(parse_run("learnable-16", code), code)
+    assert static.patience == 2 and static.warmup_steps == params.heart_sounds.static.warmup_steps
+    learnable = task.stage_settings(task.parse_run("learnable-16"), cpu)
+    control = task.stage_settings(task.parse_run("static-16-control"), cpu)
+    assert learnable.train_frontend and not control.train_frontend
+    assert learnable.patience is None  # stage 2 takes its whole budget, as its control
+    assert learnable.frontend_lr == params.heart_sounds.learnable.frontend_lr
+    # the control trains the CNN exactly as learnable-N does
+    assert {**vars(control), "train_frontend": True} == vars(learnable)
+    code = HeartSounds(smoke_params({"learnable": {"variant": "s2_code"}}), small_beats_dir)
+    variant = code.stage_settings(code.parse_run("learnable-16"), cpu)
     assert (variant.optimizer, variant.lr, variant.frontend_lr, variant.batch_size,
             variant.accumulate) == ("sgd", 0.005, 0.1, 100, 10)
-    baseline = stage_settings(parse_run("gammatone-1d", params), params)
+    baseline = task.stage_settings(task.parse_run("gammatone-1d"), cpu)
     assert baseline.lr_schedule == "inverse_time" and baseline.weight_decay == pytest.approx(0.0972)
     assert baseline.lr_decay == pytest.approx(0.0001132885 * 48 / 64)
     with pytest.raises(SpectNetError, match="unknown run"):
-        parse_run("static", params)
+        task.parse_run("static")
+    with pytest.raises(SpectNetError, match="unknown run"):
+        task.parse_run("learnable-16-control")
 
 
 @pytest.mark.parametrize("dim", ["1d", "2d"])
@@ -169,8 +232,8 @@ def test_baseline_filters_start_where_batch_norm_can_see_their_output(dim, train
     """The SpectNet code's b = 100 Hz, a = 1e4 give outputs so far below the batch norm's
     eps that it passes almost none of the signal (the network sees a constant); the
     baselines start from Heartnet's b and a."""
-    params = smoke_params()
-    model = build_model(model_spec(parse_run(f"gammatone-{dim}", params), params))
+    task = HeartSounds(smoke_params(), ".")
+    model = build_model(task.model_spec(task.parse_run(f"gammatone-{dim}")))
     filterbank = model.frontend
     assert torch.allclose(filterbank.bandwidth, torch.tensor(30.0))
     assert torch.allclose(filterbank.amplitude, torch.tensor(1e5))
@@ -183,11 +246,9 @@ def test_baseline_filters_start_where_batch_norm_can_see_their_output(dim, train
         return float((var / (var + 1.1e-5)).sqrt())
 
     assert out.shape[:2] == (64, 4) and passed(out) > 0.1
-    code = Params.from_dict(validate_params(
-        {**params.to_dict(), "heart_sounds": {"baselines": {"bandwidth": 100, "amplitude": 1e4}}},
-        partial=True))
+    code = HeartSounds(smoke_params({"baselines": {"bandwidth": 100, "amplitude": 1e4}}), ".")
     with torch.no_grad():
-        tiny = build_model(model_spec(parse_run(f"gammatone-{dim}", code), code)).frontend(x)
+        tiny = build_model(code.model_spec(code.parse_run(f"gammatone-{dim}"))).frontend(x)
     assert passed(tiny) < 0.005
 
 
@@ -241,33 +302,62 @@ def test_a_checkpoint_loads_with_weights_only(static_run):
         read_model_file(out.parent / "bad.pt")
 
 
-def test_stage_two_starts_from_stage_one(static_run, small_beats_dir, tmp_path):
+def test_stage_two_starts_from_stage_one_and_moves_the_filters(static_run, small_beats_dir,
+                                                                tmp_path):
     static_out, params = static_run
     out = tmp_path / "learnable-4" / "seed1"
     summary = train_run("learnable-4", 1, params, small_beats_dir, out,
-                        init_model=static_out / "best.pt", device="cpu", progress=False)
+                        init_model=static_out / "best.pt")
     assert summary["initialised_from"] == str(static_out / "best.pt")
     init = read_model_file(static_out / "best.pt")["state_dict"]
-    learned = read_model_file(out / "last.pt")["state_dict"]
-    # everything moved, the front-end included (stage 2 trains it)
-    f = "frontend.filterbank.raw_center_frequency"
-    assert not torch.equal(init[f], learned[f])
-    assert set(init) == set(learned)
+    learned = read_model_file(out / "last.pt")
+    # the learnable front-end moves in relative units (spacings, log units), by default
+    assert learned["spec"]["frontend"]["parametrization"] == "relative"
+    offset = "frontend.filterbank.offset_center_frequency"
+    assert torch.all(init[offset] == 0) and learned["state_dict"][offset].abs().max() > 0
+    assert set(init) == set(learned["state_dict"])
     trace = pd.read_csv(out / "frontend.csv")
     first = trace[trace["epoch"] == 0].sort_values("filter")["center_frequency"].to_numpy()
-    assert np.allclose(first, init[f].numpy())  # stage 2 began where stage 1 ended
+    assert np.array_equal(first, init["frontend.filterbank.init_center_frequency"].numpy())
+    change = summary["frontend_change"]  # f moved by a nonzero amount, reported in Hz and spacings
+    assert change["f_max_hz"] > 0 and 0 < change["f_median_spacing"] <= change["f_max_spacing"]
+    assert change["b_max_rel"] > 0 and change["a_max_rel"] > 0
     with pytest.raises(SpectNetError, match="fine-tunes static-8"):
         train_run("learnable-8", 1, params, small_beats_dir, tmp_path / "x",
-                  init_model=static_out / "best.pt", device="cpu", progress=False)
+                  init_model=static_out / "best.pt")
     with pytest.raises(SpectNetError, match="give its model file"):
-        train_run("learnable-4", 1, params, small_beats_dir, tmp_path / "y", device="cpu",
-                  progress=False)
+        train_run("learnable-4", 1, params, small_beats_dir, tmp_path / "y")
+
+
+def test_the_control_is_learnable_n_with_a_frozen_front_end(static_run, small_beats_dir, tmp_path):
+    """Same start, steps, batches and CNN optimiser: with a front-end rate too small to move
+    a float32 filter, learnable-N and static-N-control end bit-identical; with the
+    recipe's rate only the front-end tells them apart."""
+    static_out, _ = static_run
+    init = static_out / "best.pt"
+    still = smoke_params({"learnable": {"frontend_lr": 1e-12}}, epochs=2, steps_per_epoch=3)
+    runs = {}
+    for name in ("static-4-control", "learnable-4"):
+        runs[name] = train_run(name, 1, still, small_beats_dir, tmp_path / name, init_model=init)
+    control, learnable = runs["static-4-control"], runs["learnable-4"]
+    assert control["steps"] == learnable["steps"] == 6
+    assert control["initialised_from"] == learnable["initialised_from"] == str(init)
+    assert control["frontend_change"] is None
+    a = read_model_file(tmp_path / "static-4-control" / "last.pt")["state_dict"]
+    b = read_model_file(tmp_path / "learnable-4" / "last.pt")["state_dict"]
+    cnn = [k for k in a if k.startswith("cnn.")]
+    assert all(torch.equal(a[k], b[k]) for k in cnn)
+    frozen = pd.read_csv(tmp_path / "static-4-control" / "frontend.csv")
+    assert frozen.groupby("filter")["center_frequency"].nunique().max() == 1
+    with pytest.raises(SpectNetError, match="fine-tunes static-4"):
+        train_run("static-4-control", 1, still, small_beats_dir, tmp_path / "z",
+                  init_model=tmp_path / "learnable-4" / "best.pt")
 
 
 def test_baselines_train_their_filters(small_beats_dir, tmp_path):
     params = smoke_params(epochs=1, steps_per_epoch=2)
     for run in ("gammatone-1d", "gammatone-2d"):
-        train_run(run, 1, params, small_beats_dir, tmp_path / run, device="cpu", progress=False)
+        train_run(run, 1, params, small_beats_dir, tmp_path / run)
         trace = pd.read_csv(tmp_path / run / "frontend.csv")
         assert trace["filter"].nunique() == 4
         assert trace.groupby("filter")["center_frequency"].nunique().max() == 2  # learnt
@@ -301,7 +391,7 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(small_beats_dir, tmp_path
     torch.save({"format": "spectnet-checkpoint/1", "run_id": "0123456789abcdef"},
                work / "checkpoint.pt")
     with caplog.at_level("WARNING"):
-        train_run("static-4", 1, params, small_beats_dir, out, device="cpu", progress=False)
+        train_run("static-4", 1, params, small_beats_dir, out)
     assert "belongs to a run with other settings" in caplog.text
     assert json.loads((out / "summary.json").read_text())["epochs"] == 1
 
@@ -315,4 +405,16 @@ def test_partial_params_slice_is_completed_from_defaults():
     assert full["scales"]["quick"]["heart_sounds"]["static"]["epochs"] == 9
     assert full["scales"]["quick"]["heart_sounds"]["learnable"] == \
         validate_params({})["scales"]["quick"]["heart_sounds"]["learnable"]
+
+
+def test_renamed_keys_are_refused_naming_the_new_key():
+    from spectnet.params import ParamsError
+    for old, new in ((
+            {"heart_sounds": {"static_filters": [4]}}, "use heart_sounds.frontend.n_filters"),
+            ({"heart_sounds": {"baselines": {"learnable_filters": True}}},
+             "use heart_sounds.baselines.learn_filters"),
+            ({"scenes": {"frontend": {"learnable_n_filters": 46}}}, "use scenes.learnable.n_filters"),
+            ({"scales": {"full": {"seeds": [1]}}}, "scales.full.seeds was renamed")):
+        with pytest.raises(ParamsError, match=new):
+            validate_params(old, "params.yaml")
 

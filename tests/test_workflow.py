@@ -28,7 +28,7 @@ from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, w
 DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",
               "plot_segmentation_physionet"}
 HEART_TRAINING_RULES = {"train_static_physionet", "train_learnable_physionet",
-                        "train_baseline_physionet"}
+                        "train_control_physionet", "train_baseline_physionet"}
 
 
 def split_command(cmd: str) -> tuple[list[str], str | None]:
@@ -246,7 +246,7 @@ def test_snakemake_builds_the_data_and_dvc_agrees(origin):
     assert set(lock) == set(dvc_stages(origin))
     assert set(rules_of(lock)) >= DATA_RULES | HEART_TRAINING_RULES | {
         "evaluate_physionet", "table2_physionet", "figures_physionet", "train_static_scenes",
-        "train_learnable_scenes", "evaluate_scenes", "table_scenes"}
+        "train_learnable_scenes", "train_control_scenes", "evaluate_scenes", "table_scenes"}
     table2 = pd.read_csv(origin / "results/physionet2016/table2.csv")
     assert set(table2["scale"]) == {"smoke"}
 
@@ -306,9 +306,10 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     assert set(rules_of(planned_jobs(cwd=root))) - {"all"} == {
         "segment_physionet", *HEART_TRAINING_RULES, *heart_downstream}
     assert stages_to_rerun(root) == {"segment_physionet"} | training
-    # A fine-tuning parameter reruns the learnable model, its evaluation, the table and
-    # the figures; nothing else. After that run both tools have nothing to do.
-    set_params(root, beats__beat_length=2500, heart_sounds__learnable__lr=0.002)
+    # The front-end's fine-tuning rate reruns the learnable model, its evaluation, the
+    # table and the figures; nothing else (not its control, whose front-end is frozen).
+    # After that run both tools have nothing to do.
+    set_params(root, beats__beat_length=2500, heart_sounds__learnable__frontend_lr=0.02)
     assert set(planned_jobs(cwd=root)) == {
         "train_learnable_physionet--n-16--seed-1", "evaluate_physionet--run-learnable-16--seed-1",
         "table2_physionet", "figures_physionet", "all"}

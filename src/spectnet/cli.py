@@ -105,29 +105,26 @@ def _device(args):
 
 
 def cmd_physionet_train(args) -> None:
-    from spectnet.experiments.heart_sounds import train_run
+    """Train one run of the Table II grid."""
+    from spectnet.experiments.heart_sounds import HeartSounds
     params = _params(args)
-    summary = train_run(args.run, args.seed, params, args.beats, args.out, init_model=args.init,
-                        device=_device(args), progress=not args.quiet)
-    best = summary["best"]
-    log.info("%s seed %d: best epoch %d of %d (MAcc %.4f, beat accuracy %.4f) in %.0f s -> %s",
-             summary["run"], summary["seed"], summary["best_epoch"], summary["epochs"],
-             best["macc"], best["accuracy"], summary["train_seconds"], args.out)
+    HeartSounds(params, args.beats).train(args.run, params.heart_sounds.fold, args.seed,
+                                          args.out, init_model=args.init,
+                                          device=_device(args), progress=not args.quiet)
 
 
 def cmd_physionet_evaluate(args) -> None:
-    from spectnet.experiments.heart_sounds import evaluate_run
-    metrics = evaluate_run(args.model, args.beats, args.out, args.metrics, _params(args),
-                           device=_device(args))
-    m = metrics["metrics"]
-    log.info("%s seed %s on %d recordings: MAcc %.4f, Se %.4f, Sp %.4f, beat accuracy %.4f -> %s",
-             metrics["run"], metrics["seed"], metrics["recordings"], m["macc"], m["sensitivity"],
-             m["specificity"], m["beat_accuracy"], args.out)
+    """Evaluate one trained heart-sound model on its reporting fold."""
+    from spectnet.experiments.heart_sounds import HeartSounds
+    HeartSounds(_params(args), args.beats).evaluate(args.model, args.out, args.metrics,
+                                                    device=_device(args))
 
 
 def cmd_physionet_table(args) -> None:
+    """Write Table II and its comparisons."""
     from spectnet.experiments.heart_sounds import write_table_ii
-    table = write_table_ii(args.predictions_dir, args.models_dir, args.out, _params(args))
+    table = write_table_ii(_params(args), args.beats, args.metrics_dir, args.predictions_dir,
+                           args.models_dir, args.out)
     log.info("Table II (%d runs) -> %s.{csv,md,tex}", table["run"].nunique(), args.out)
 
 
@@ -155,27 +152,22 @@ def cmd_scenes_preprocess(args) -> None:
 
 
 def cmd_scenes_train(args) -> None:
-    from spectnet.experiments.scenes import train_run
-    summary = train_run(args.run, args.fold, args.seed, _params(args), args.units, args.out,
-                        init_model=args.init, device=_device(args), progress=not args.quiet)
-    best = summary["best"]
-    log.info("%s fold %d seed %d: best epoch %d of %d (clip MACC %.4f, accuracy %.4f) in "
-             "%.0f s -> %s", summary["run"], args.fold, summary["seed"], summary["best_epoch"],
-             summary["epochs"], best["macc"], best["accuracy"], summary["train_seconds"],
-             args.out)
+    """Train one run of the Table III grid on one fold."""
+    from spectnet.experiments.scenes import Scenes
+    Scenes(_params(args), args.units).train(args.run, args.fold, args.seed, args.out,
+                                            init_model=args.init, device=_device(args),
+                                            progress=not args.quiet)
 
 
 def cmd_scenes_evaluate(args) -> None:
-    from spectnet.experiments.scenes import evaluate_run
-    metrics = evaluate_run(args.model, args.units, args.out, args.metrics, _params(args),
-                           device=_device(args))
-    m = metrics["metrics"]["clip"]
-    log.info("%s fold %d seed %s on %d clips: accuracy %.4f, MACC %.4f, F1 %.4f -> %s",
-             metrics["run"], metrics["fold"], metrics["seed"], metrics["clips"], m["accuracy"],
-             m["macc"], m["f1"], args.metrics)
+    """Evaluate one trained scene model on its fold's evaluation clips."""
+    from spectnet.experiments.scenes import Scenes
+    Scenes(_params(args), args.units).evaluate(args.model, args.out, args.metrics,
+                                               device=_device(args))
 
 
 def cmd_scenes_table(args) -> None:
+    """Write Table III and its comparisons."""
     from spectnet.experiments.scenes import write_table_iii
     table = write_table_iii(_params(args), args.units, args.metrics_dir, args.predictions_dir,
                             args.models_dir, args.out)
@@ -345,16 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = step(phsub, "train", cmd_physionet_train,
              "train one run of the Table II grid (resumable)",
-             "Train RUN (static-N, learnable-N, gammatone-1d or gammatone-2d) on the beats of "
-             "train{fold}, evaluating every epoch on validation{fold}. Writes OUT/best.pt and "
+             "Train RUN (static-N, learnable-N, static-N-control, gammatone-1d or "
+             "gammatone-2d) on the beats of train{fold} without its inner split, scoring every "
+             "epoch on the inner split (heart_sounds.selection). Writes OUT/best.pt and "
              "OUT/last.pt (self-describing model files), history.csv, frontend.csv, "
              "summary.json and dvclive/. A killed run started again resumes from its last "
              "completed epoch (kept beside OUT until the run ends).")
-    p.add_argument("run", metavar="RUN", help="static-N, learnable-N, gammatone-1d, gammatone-2d")
+    p.add_argument("run", metavar="RUN",
+                   help="static-N, learnable-N, static-N-control, gammatone-1d, gammatone-2d")
     p.add_argument("--seed", type=int, required=True, help="seed of initialisation, sampling, dropout")
     p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
-    p.add_argument("--init", type=Path, help="learnable-N: the static-N model file to fine-tune")
+    p.add_argument("--init", type=Path,
+                   help="learnable-N, static-N-control: the static-N model file to start from")
     _torch_options(p, training=True)
 
     p = step(phsub, "evaluate", cmd_physionet_evaluate,
@@ -374,9 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
              "Table II from the evaluated runs, beside the paper's numbers",
              "Aggregate the evaluated runs of the grid (params: runs and seeds at the active "
              "scale): per metric the mean and sd over seeds, a bootstrap interval over "
-             "recordings, the paper's value and the difference; McNemar static-N vs "
-             "learnable-N at beat and recording level. Writes OUT.csv, OUT.md, OUT.tex and "
-             "OUT-mcnemar.csv.")
+             "recordings, the paper's value and the difference, how each run trained and how "
+             "far its filters moved; every learnable-N against its same-budget control and "
+             "against static-N (McNemar on recordings, paired bootstrap intervals of the "
+             "differences). Writes OUT.csv, OUT.md, OUT.tex and OUT-comparisons.csv.")
+    p.add_argument("--beats", required=True, type=Path, help="output of `physionet segment`")
+    p.add_argument("--metrics-dir", required=True, type=Path,
+                   help="metrics of `physionet evaluate`, as RUN/seedK.json")
     p.add_argument("--predictions-dir", required=True, type=Path,
                    help="predictions of `physionet evaluate`, as RUN/seedK/")
     p.add_argument("--models-dir", required=True, type=Path,
@@ -432,18 +431,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = step(scsub, "train", cmd_scenes_train,
              "train one run of the Table III grid on one fold (resumable)",
-             "Train RUN (static-N or learnable-N) on the units of fold K's training set, "
-             "evaluating every epoch on fold K's evaluation set (clip-level MACC selects the "
-             "best epoch). Writes OUT/best.pt and OUT/last.pt (self-describing model files), "
+             "Train RUN (static-N, learnable-N or static-N-control) on the units of fold K's "
+             "training set without its inner split, scoring every epoch on the inner split "
+             "(clip-level MACC selects the best epoch; scenes.selection). Writes OUT/best.pt and OUT/last.pt (self-describing model files), "
              "history.csv, frontend.csv, summary.json and dvclive/. A killed run started "
              "again resumes from its last completed epoch (kept beside OUT until the run ends).")
-    p.add_argument("run", metavar="RUN", help="static-N or learnable-N")
+    p.add_argument("run", metavar="RUN", help="static-N, learnable-N or static-N-control")
     p.add_argument("--fold", type=int, required=True, help="the fold (train{K} / evaluate{K})")
     p.add_argument("--seed", type=int, required=True, help="seed of initialisation, sampling")
     p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
     p.add_argument("--out", required=True, type=Path, help="run directory to write")
     p.add_argument("--init", type=Path,
-                   help="learnable-N: the model file of static-N trained on the same fold")
+                   help="learnable-N, static-N-control: the model file of static-N trained "
+                        "on the same fold")
     _torch_options(p, training=True)
 
     p = step(scsub, "evaluate", cmd_scenes_evaluate,
@@ -464,9 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
              "Aggregate the evaluated runs of the grid (params: runs, folds and seeds at the "
              "active scale): per metric the mean and sd over folds and seeds, a bootstrap "
              "interval over clips, the paper's value and the difference; the table says which "
-             "data set, scale and folds produced the numbers and what was left out. Writes "
-             "OUT.{csv,md,tex} (clip level), OUT-units.{csv,md,tex} (unit level) and "
-             "OUT-classes.json (per-class metrics and summed confusion matrices).")
+             "data set, scale and folds produced the numbers and what was left out; every "
+             "learnable-N against its same-budget control and against static-N (McNemar on "
+             "clips, paired bootstrap intervals). Writes OUT.{csv,md,tex} (clip level), "
+             "OUT-units.{csv,md,tex} (unit level), OUT-comparisons.csv and OUT-classes.json "
+             "(per-class metrics and summed confusion matrices).")
     p.add_argument("--units", required=True, type=Path, help="output of `scenes preprocess`")
     p.add_argument("--metrics-dir", required=True, type=Path,
                    help="metrics of `scenes evaluate`, as RUN/foldK/seedS.json")

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
-from spectnet.params import load_params, validate_params
+from spectnet.params import load_params, load_schema, validate_params
 
 
 def _plain(value):
@@ -100,66 +100,85 @@ class BeatsConfig(_Section):
 
 
 @dataclass(frozen=True)
-class Budget(_Section):
-    """How long one kind of training run is (epochs, batch size, batches per epoch)."""
+class Stage2Budget(_Section):
+    """How long a stage-2 run is (learnable-N and its control take exactly these steps):
+    epochs, batch size, batches per epoch."""
     epochs: int
     batch_size: int
     steps_per_epoch: int | None = None
 
 
 @dataclass(frozen=True)
+class Budget(Stage2Budget):
+    """How long a stage-1 run is, and the epochs without a better selection score after
+    which it stops (``None``: never)."""
+    patience: int | None = None
+
+
+@dataclass(frozen=True)
 class HeartSoundsBudget(_Section):
     """The heart-sound experiments' size at one scale."""
+    seeds: tuple[int, ...]
+    comparison_seeds: tuple[int, ...]
     static: Budget
-    learnable: Budget
+    learnable: Stage2Budget
     baselines: Budget
     dropout: float | None
+    selection_subset: int | None
     bootstrap: int
 
 
 @dataclass(frozen=True)
 class ScenesBudget(_Section):
-    """The scene experiments' size at one scale: which folds, and the two stages."""
+    """The scene experiments' size at one scale: which folds and seeds, and the stages."""
     folds: tuple[int, ...]
+    seeds: tuple[int, ...]
+    comparison_seeds: tuple[int, ...]
     static: Budget
-    learnable: Budget
+    learnable: Stage2Budget
+    selection_subset: int | None
     bootstrap: int
 
 
 @dataclass(frozen=True)
 class ScaleConfig(_Section):
-    """One scale: seeds and budgets."""
-    seeds: tuple[int, ...]
+    """One scale: the two tasks' budgets."""
     heart_sounds: HeartSoundsBudget
     scenes: ScenesBudget
-
-
-def _scale(seeds, static, learnable, baselines, dropout, bootstrap, scenes) -> ScaleConfig:
-    folds, scene_static, scene_learnable, scene_bootstrap = scenes
-    return ScaleConfig(tuple(seeds), HeartSoundsBudget(
-        Budget(*static), Budget(*learnable), Budget(*baselines), dropout, bootstrap),
-        ScenesBudget(tuple(folds), Budget(*scene_static), Budget(*scene_learnable),
-                     scene_bootstrap))
 
 
 @dataclass(frozen=True)
 class ScalesConfig(_Section):
     """full = the paper's settings (GPU; no dropout, see docs/deviations.md), quick = a
     CPU in about an hour, smoke = CI."""
-    full: ScaleConfig = field(default_factory=lambda: _scale(
-        (1, 2, 3), (200, 1000, None), (200, 1000, None), (60, 64, None), 0.0, 2000,
-        ((1, 2, 3, 4), (200, 64, None), (200, 64, None), 2000)))
-    quick: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (4, 192, 50), (3, 192, 50), (4, 192, 50), 0.0, 1000,
-        ((1,), (3, 8, 16), (2, 8, 8), 1000)))
-    smoke: ScaleConfig = field(default_factory=lambda: _scale(
-        (1,), (2, 24, 2), (2, 24, 2), (2, 24, 2), 0.0, 50,
-        ((1,), (1, 4, 1), (1, 4, 1), 50)))
+    full: ScaleConfig = field(
+        default_factory=lambda: ScaleConfig.from_dict(_SCALE_DEFAULTS["full"]))
+    quick: ScaleConfig = field(
+        default_factory=lambda: ScaleConfig.from_dict(_SCALE_DEFAULTS["quick"]))
+    smoke: ScaleConfig = field(
+        default_factory=lambda: ScaleConfig.from_dict(_SCALE_DEFAULTS["smoke"]))
+
+
+@dataclass(frozen=True)
+class SelectionConfig(_Section):
+    """Where recipes, early stopping and the kept epoch are chosen: ``inner`` (a
+    record-disjoint split of the training fold) or ``reporting`` (the authors' A21)."""
+    split: str = "inner"
+    inner_fraction: float = 0.15
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class HeartSelectionConfig(SelectionConfig):
+    """The heart-sound selection set; each recording scores its first ``beats_per_record``."""
+    beats_per_record: int | None = 6
 
 
 @dataclass(frozen=True)
 class FrontendConfig(_Section):
-    """The SpectNet layer of the heart-sound models (REPRODUCTION.md §2)."""
+    """The SpectNet layer of the heart-sound models (REPRODUCTION.md §2) and the static
+    grid's filter counts."""
+    n_filters: tuple[int, ...] = (4, 8, 16)
     init: str = "code"
     f_min: float = 0
     f_max: float | None = None
@@ -179,26 +198,31 @@ class StaticStageConfig(_Section):
     """Stage 1: front-end frozen, Adam."""
     lr: float = 0.001
     lr_decay: float = 1.0
+    warmup_steps: int = 100
 
 
 @dataclass(frozen=True)
 class LearnableStageConfig(_Section):
-    """Stage 2: everything trained, from the static model."""
+    """Stage 2 (learnable-N and its control), from static-N's selected model."""
+    n_filters: tuple[int, ...] = (16,)
     variant: str = "paper"
     learn: tuple[str, ...] = ("f", "b", "a")
+    parametrization: str = "relative"
     lr: float = 0.001
-    frontend_lr: float = 0.001
+    frontend_lr: float = 0.01
+    warmup_steps: int = 50
 
 
 @dataclass(frozen=True)
 class BaselinesConfig(_Section):
     """Gammatone 1D-CNN and 2D-CNN, trained as Heartnet was."""
     n_filters: int = 4
-    learnable_filters: bool = True
+    learn_filters: bool = True
     bandwidth: float = 30.0
     amplitude: float = 1e5
     lr: float = 0.0012843784
     lr_decay: float = 0.0001132885
+    warmup_steps: int = 0
     l2: float = 0.0486
     dropout: float = 0.5
 
@@ -214,8 +238,7 @@ class HeartSoundsConfig(_Section):
     """Table II: heart-sound abnormality detection."""
     fold: int = 0
     sampler: str = "double_balanced"
-    static_filters: tuple[int, ...] = (4, 8, 16)
-    learnable_filters: tuple[int, ...] = (16,)
+    selection: HeartSelectionConfig = field(default_factory=HeartSelectionConfig)
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     resnet: ResNetConfig = field(default_factory=ResNetConfig)
     static: StaticStageConfig = field(default_factory=StaticStageConfig)
@@ -293,31 +316,30 @@ class UnitsConfig(_Section):
 
 @dataclass(frozen=True)
 class SceneFrontendConfig(_Section):
-    """SpectNet front-end of the scene experiments (REPRODUCTION.md §6), in samples."""
+    """SpectNet front-end of the scene experiments (REPRODUCTION.md §6), in samples, and
+    the static grid's filter counts."""
     kernel_size: int = 551
     win_length: int = 551
     hop_length: int = 220
     n_filters: tuple[int, ...] = (16, 32, 46, 64, 128, 149)
-    learnable_n_filters: int = 46
 
-    def __post_init__(self):
-        object.__setattr__(self, "n_filters", tuple(self.n_filters))
+
+@dataclass(frozen=True)
+class SceneStaticStageConfig(StaticStageConfig):
+    """Stage 1 of the scene models (REPRODUCTION.md §4.2: Adam, batch 64, lr 0.005)."""
+    lr: float = 0.005
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
 class SceneLearnableStageConfig(_Section):
-    """Stage 2 of the scene models: everything trained, from the static model."""
+    """Stage 2 of the scene models (learnable-N and its control), from static-N."""
+    n_filters: tuple[int, ...] = (46,)
     learn: tuple[str, ...] = ("f", "b", "a")
+    parametrization: str = "relative"
     lr: float = 0.005
-    frontend_lr: float = 0.005
-
-
-@dataclass(frozen=True)
-class SceneTrainingConfig(_Section):
-    """How the scene models train (REPRODUCTION.md §4.2: Adam, batch 64, lr 0.005)."""
-    sampler: str = "shuffled"
-    static: StaticStageConfig = field(default_factory=lambda: StaticStageConfig(lr=0.005))
-    learnable: SceneLearnableStageConfig = field(default_factory=SceneLearnableStageConfig)
+    frontend_lr: float = 0.01
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -330,7 +352,10 @@ class ScenesConfig(_Section):
     min_clip_s: float = 1.0
     units: UnitsConfig = field(default_factory=UnitsConfig)
     frontend: SceneFrontendConfig = field(default_factory=SceneFrontendConfig)
-    training: SceneTrainingConfig = field(default_factory=SceneTrainingConfig)
+    sampler: str = "shuffled"
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    static: SceneStaticStageConfig = field(default_factory=SceneStaticStageConfig)
+    learnable: SceneLearnableStageConfig = field(default_factory=SceneLearnableStageConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def unit(self, dataset: str) -> UnitConfig:
@@ -355,6 +380,7 @@ class Params(_Section):
         """The block of ``scales`` that ``scale`` selects."""
         return getattr(self.scales, self.scale)
 
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "Params":
         """Validate ``data`` against the schema (filling defaults) and build the config."""
@@ -367,3 +393,8 @@ class Params(_Section):
     @classmethod
     def load(cls, path: str | Path = "params.yaml") -> "Params":
         return super().from_dict(load_params(path))
+
+
+#: The scales' budgets by default, read from the schema (the one place they are written).
+_SCALE_DEFAULTS = {name: block["default"] for name, block in
+                   load_schema()["properties"]["scales"]["properties"].items()}

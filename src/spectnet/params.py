@@ -30,54 +30,83 @@ from spectnet.errors import SpectNetError
 #: The params keys (dotted paths) each workflow step reads. ``{scale}`` stands for the
 #: value of ``scale`` (a training step reads only the active scale's block); other
 #: ``{placeholders}`` stand for the job's wildcards.
+_HEART_FRONTEND = tuple(f"heart_sounds.frontend.{k}" for k in (
+    "init", "f_min", "f_max", "kernel_size", "win_length", "hop_length"))
+_SCENE_FRONTEND = tuple(f"scenes.frontend.{k}" for k in ("kernel_size", "win_length", "hop_length"))
+#: What a model file records of the heart-sound input (predict reuses it): changing it
+#: reruns training through the data steps anyway.
+_HEART_INPUT = ("preprocess", "segmentation.emulate_underflow", "beats")
+_HEART_TRAINING = ("scale", "scales.{scale}.heart_sounds.selection_subset", "heart_sounds.fold",
+                   "heart_sounds.sampler", "heart_sounds.selection")
+_SCENE_TRAINING = ("scale", "scales.{scale}.scenes.selection_subset", "scenes.sampler",
+                   "scenes.selection")
+#: Stage 2 with the front-end frozen reads what learnable-N reads of the CNN's training,
+#: never the front-end's settings: a same-budget control of every learnable variant.
+_HEART_STAGE2 = ("scales.{scale}.heart_sounds.learnable", "heart_sounds.learnable.variant",
+                 "heart_sounds.learnable.lr", "heart_sounds.learnable.warmup_steps")
+_SCENE_STAGE2 = ("scales.{scale}.scenes.learnable", "scenes.learnable.lr",
+                 "scenes.learnable.warmup_steps")
+_FRONTEND_LEARNING = ("learn", "parametrization", "frontend_lr")
+
+#: The params keys (dotted paths) each workflow step reads. ``{scale}`` stands for the
+#: value of ``scale`` (a training step reads only the active scale's block); other
+#: ``{placeholders}`` stand for the job's wildcards.
 STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "fetch_physionet": ("physionet",),
     "preprocess_physionet": ("preprocess", "physionet.on_bad_record"),
     "segment_physionet": ("segmentation.emulate_underflow", "beats"),
     "plot_segmentation_physionet": ("segmentation.plot_records",),
-    # the model files record how their input was made (predict reuses it): preprocess,
-    # segmentation and beats settings; changing them reruns training through the data anyway
     "train_static_physionet": (
-        "scale", "scales.{scale}.heart_sounds.static", "scales.{scale}.heart_sounds.dropout",
-        "heart_sounds.fold",
-        "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.resnet",
-        "heart_sounds.static", "preprocess", "segmentation.emulate_underflow", "beats"),
+        *_HEART_TRAINING, "scales.{scale}.heart_sounds.static",
+        "scales.{scale}.heart_sounds.dropout", *_HEART_FRONTEND, "heart_sounds.resnet",
+        "heart_sounds.static", *_HEART_INPUT),
     "train_learnable_physionet": (
-        "scale", "scales.{scale}.heart_sounds.learnable", "heart_sounds.fold",
-        "heart_sounds.sampler", "heart_sounds.learnable", "preprocess",
-        "segmentation.emulate_underflow", "beats"),
+        *_HEART_TRAINING, *_HEART_STAGE2,
+        *(f"heart_sounds.learnable.{k}" for k in _FRONTEND_LEARNING), *_HEART_INPUT),
+    "train_control_physionet": (*_HEART_TRAINING, *_HEART_STAGE2, *_HEART_INPUT),
     "train_baseline_physionet": (
-        "scale", "scales.{scale}.heart_sounds.baselines", "scales.{scale}.heart_sounds.dropout",
-        "heart_sounds.fold",
-        "heart_sounds.sampler", "heart_sounds.frontend", "heart_sounds.baselines",
-        "preprocess", "segmentation.emulate_underflow", "beats"),
+        *_HEART_TRAINING, "scales.{scale}.heart_sounds.baselines",
+        "scales.{scale}.heart_sounds.dropout", *_HEART_FRONTEND, "heart_sounds.baselines",
+        *_HEART_INPUT),
     "evaluate_physionet": (
         "scale", "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
         "heart_sounds.evaluation"),
     "table2_physionet": (
-        "scale", "scales.{scale}.seeds", "scales.{scale}.heart_sounds.bootstrap",
-        "heart_sounds.static_filters", "heart_sounds.learnable_filters",
-        "heart_sounds.evaluation.ci_level"),
+        "scale", "scales.{scale}.heart_sounds.seeds", "scales.{scale}.heart_sounds.comparison_seeds",
+        "scales.{scale}.heart_sounds.bootstrap", "heart_sounds.fold",
+        "heart_sounds.selection.split", "heart_sounds.frontend.n_filters",
+        "heart_sounds.learnable.n_filters", "heart_sounds.evaluation"),
     "figures_physionet": (
-        "scale", "scales.{scale}.seeds", "heart_sounds.fold", "heart_sounds.static_filters",
-        "heart_sounds.learnable_filters", "heart_sounds.baselines.learnable_filters",
-        "heart_sounds.evaluation.model"),
+        "scale", "scales.{scale}.heart_sounds.seeds", "scales.{scale}.heart_sounds.comparison_seeds",
+        "heart_sounds.fold", "heart_sounds.frontend.n_filters", "heart_sounds.learnable.n_filters",
+        "heart_sounds.baselines.learn_filters", "heart_sounds.evaluation.model"),
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),
     # N, fold and seed come from the job; the model files record the unit store's settings
     "train_static_scenes": (
-        "scale", "scales.{scale}.scenes.static", "scenes.training.sampler",
-        "scenes.training.static", "scenes.frontend.kernel_size", "scenes.frontend.win_length",
-        "scenes.frontend.hop_length"),
+        *_SCENE_TRAINING, "scales.{scale}.scenes.static", "scenes.static", *_SCENE_FRONTEND),
     "train_learnable_scenes": (
-        "scale", "scales.{scale}.scenes.learnable", "scenes.training.sampler",
-        "scenes.training.learnable"),
+        *_SCENE_TRAINING, *_SCENE_STAGE2,
+        *(f"scenes.learnable.{k}" for k in _FRONTEND_LEARNING)),
+    "train_control_scenes": (*_SCENE_TRAINING, *_SCENE_STAGE2),
     "evaluate_scenes": ("scale", "scales.{scale}.scenes.bootstrap", "scenes.evaluation"),
     "table_scenes": (
-        "scale", "scales.{scale}.seeds", "scales.{scale}.scenes.folds",
-        "scales.{scale}.scenes.bootstrap", "scenes.frontend.n_filters",
-        "scenes.frontend.learnable_n_filters", "scenes.evaluation"),
+        "scale", "scales.{scale}.scenes.seeds", "scales.{scale}.scenes.comparison_seeds",
+        "scales.{scale}.scenes.folds", "scales.{scale}.scenes.bootstrap",
+        "scenes.selection.split", "scenes.frontend.n_filters", "scenes.learnable.n_filters",
+        "scenes.evaluation"),
+}
+
+#: Keys of earlier versions of params.yaml and what replaced them: such a key is refused
+#: with a message naming its replacement (one name per concept across the two tasks).
+RENAMED_KEYS: dict[str, str] = {
+    "heart_sounds.static_filters": "heart_sounds.frontend.n_filters",
+    "heart_sounds.learnable_filters": "heart_sounds.learnable.n_filters",
+    "heart_sounds.baselines.learnable_filters": "heart_sounds.baselines.learn_filters",
+    "scenes.frontend.learnable_n_filters": "scenes.learnable.n_filters (a list)",
+    "scenes.training": "scenes.sampler, scenes.static and scenes.learnable",
+    "scales.{scale}.seeds": "scales.{scale}.heart_sounds.seeds and scales.{scale}.scenes.seeds",
 }
 
 
@@ -137,20 +166,16 @@ def _cross_checks(params: dict) -> list[str]:
             f"preprocess.highpass_hz ({pre['highpass_hz']}) < preprocess.lowpass_hz "
             f"({pre['lowpass_hz']}) < preprocess.sample_rate / 2 ({nyquist}) must hold",
             "preprocess"))
-    heart = params["heart_sounds"]
-    unknown = sorted(set(heart["learnable_filters"]) - set(heart["static_filters"]))
-    if unknown:
-        problems.append((
-            f"heart_sounds.learnable_filters: {unknown} not in heart_sounds.static_filters "
-            f"{heart['static_filters']} (a learnable run is fine-tuned from the static run "
-            "with the same number of filters)", "heart_sounds.learnable_filters"))
+    for task in ("heart_sounds", "scenes"):
+        section = params[task]
+        unknown = sorted(set(section["learnable"]["n_filters"]) - set(section["frontend"]["n_filters"]))
+        if unknown:
+            problems.append((
+                f"{task}.learnable.n_filters: {unknown} not in {task}.frontend.n_filters "
+                f"{section['frontend']['n_filters']} (a learnable run is fine-tuned from the "
+                "static run with the same number of filters)", f"{task}.learnable.n_filters"))
     scenes = params["scenes"]
     frontend = scenes["frontend"]
-    if frontend["learnable_n_filters"] not in frontend["n_filters"]:
-        problems.append((
-            f"scenes.frontend.learnable_n_filters ({frontend['learnable_n_filters']}) must be "
-            f"one of scenes.frontend.n_filters {frontend['n_filters']}: the learnable model "
-            "starts from the static model with as many filters", "scenes.frontend"))
     # the scene CNN pools 5 x 5 time-frequency cells: a unit needs at least 5 frames
     needed = frontend["kernel_size"] + frontend["win_length"] - 1 + 4 * frontend["hop_length"]
     for dataset, unit in scenes["units"].items():
@@ -161,6 +186,21 @@ def _cross_checks(params: dict) -> list[str]:
                 f"scenes.units.{dataset}"))
     return [message + (f" (read by: {', '.join(steps)})" if (steps := steps_reading(key)) else "")
             for message, key in problems]
+
+
+def _renamed_keys(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(old key, its replacement)`` for every key of ``RENAMED_KEYS`` that ``params`` uses."""
+    found = []
+    for old, new in RENAMED_KEYS.items():
+        *parents, leaf = old.split(".")
+        nodes = [({}, params)]
+        for name in parents:  # {scale} matches every scale block
+            nodes = [({**bound, "scale": key}, value[key])
+                     for bound, value in nodes if isinstance(value, Mapping)
+                     for key in (value if name == "{scale}" else [name]) if key in value]
+        found += [(old.format(**bound), new.format(**bound)) for bound, value in nodes
+                  if isinstance(value, Mapping) and leaf in value]
+    return found
 
 
 def validate_params(params: Mapping[str, Any] | None, source: str = "params",
@@ -183,6 +223,10 @@ def validate_params(params: Mapping[str, Any] | None, source: str = "params",
         1000
     """
     instance = copy.deepcopy(dict(params or {}))
+    renamed = _renamed_keys(instance)
+    if renamed:
+        raise ParamsError("invalid parameters:\n  " + "\n  ".join(
+            f"{source}: {old} was renamed: use {new}" for old, new in renamed))
     if partial and isinstance(params, Mapping):
         instance = _merge(validate_params({}), instance)
     errors = sorted(_Validator(load_schema()).iter_errors(instance),

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["TUNED_MALLOC_ENV", "malloc_is_tuned", "reexec_with_tuned_malloc"]
+__all__ = ["TUNED_MALLOC_ENV", "malloc_is_tuned", "reexec_with_tuned_malloc", "default_device",
+           "machine_info"]
 
 #: Environment that keeps large allocations mapped (glibc reads it at start-up).
 TUNED_MALLOC_ENV = {
@@ -42,3 +43,46 @@ def reexec_with_tuned_malloc(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *argv], {**os.environ, **TUNED_MALLOC_ENV})
+
+
+def default_device(device=None):
+    """``device`` as a ``torch.device``, or CUDA when available, else the CPU: the one
+    default of training, evaluation and prediction."""
+    import torch
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+#: CPU features that change floating-point results or speed (vector width, native bf16).
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
+
+
+def machine_info(device=None) -> dict:
+    """What a result depends on besides the code and the data: the CPU model and the
+    vector features it exposes, torch's build and threads, and the device. Recorded in
+    every run summary: floating-point sums, and so trained weights, differ between CPUs
+    with different vector units and between thread counts.
+
+    >>> sorted(machine_info())
+    ['cpu', 'cpu_flags', 'device', 'gpu', 'threads', 'torch']
+    """
+    import platform
+
+    import torch
+    cpu, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "Model") and cpu in ("", platform.machine()):
+                cpu = value.strip()
+            elif key in ("flags", "Features"):
+                flags |= set(value.split())
+    except OSError:
+        pass
+    device = default_device(device)
+    return {"cpu": cpu, "cpu_flags": [f for f in _CPU_FLAGS if f in flags],
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": device.type,
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}

@@ -1,24 +1,24 @@
 # Table II: the heart-sound grid, one job per run and seed. static-N trains with the
-# front-end frozen; learnable-N fine-tunes static-N's selected model of the same seed;
-# the two Gammatone baselines train in one stage. Each run is then evaluated on the
-# validation fold. A killed training job resumes when run again (its checkpoint lives
-# beside the output, which Snakemake does not delete).
+# front-end frozen; learnable-N fine-tunes static-N's selected model of the same seed and
+# static-N-control continues it for the same steps with the front-end frozen; the two
+# Gammatone baselines train in one stage. Each run is then evaluated on the validation
+# fold. A killed training job resumes when run again (its checkpoint lives beside the
+# output, which Snakemake does not delete).
 
-from spectnet.experiments.grid import heart_sound_figure_names
-from spectnet.experiments.grid import heart_sound_runs as grid_runs
+from spectnet.grid import heart_sound_figure_names, heart_sound_jobs
 
 BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
 #: The sources a training job runs (rerun when they change).
-TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/runs.py", "training", "models",
-                 "frontend.py", "functional.py", "evaluation/metrics.py")
+TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/task.py", "grid.py", "training",
+                 "models", "frontend.py", "functional.py", "datasets/splits.py", "evaluation")
 
 
 wildcard_constraints:
     n=r"\d+",
     seed=r"\d+",
     dim=r"1d|2d",
-    run=r"(static|learnable)-\d+|gammatone-(1d|2d)",
+    run=r"(static|learnable)-\d+|static-\d+-control|gammatone-(1d|2d)",
 
 
 rule train_static_physionet:
@@ -56,6 +56,24 @@ rule train_learnable_physionet:
         "--threads {threads} --params {params.config:q} --log {log} -q"
 
 
+rule train_control_physionet:
+    input:
+        beats=BEATS,
+        static=f"{MODELS}/static-{{n}}/seed{{seed}}",
+        code=code(*TRAINING_CODE),
+    output:
+        directory(f"{MODELS}/static-{{n}}-control/seed{{seed}}"),
+    params:
+        config=step_params("train_control_physionet"),
+    threads: 8
+    log:
+        "logs/physionet2016/train/static-{n}-control-seed{seed}.log",
+    shell:
+        "spectnet physionet train static-{wildcards.n}-control --seed {wildcards.seed} "
+        "--beats {input.beats} --init {input.static}/best.pt --out {output} "
+        "--threads {threads} --params {params.config:q} --log {log} -q"
+
+
 rule train_baseline_physionet:
     input:
         beats=BEATS,
@@ -77,7 +95,7 @@ rule evaluate_physionet:
     input:
         beats=BEATS,
         run=f"{MODELS}/{{run}}/seed{{seed}}",
-        code=code("experiments/heart_sounds.py", "evaluation"),
+        code=code("experiments/heart_sounds.py", "experiments/task.py", "evaluation"),
     output:
         predictions=directory("data/predictions/physionet2016/{run}/seed{seed}"),
         metrics="results/physionet2016/runs/{run}/seed{seed}.json",
@@ -93,7 +111,7 @@ rule evaluate_physionet:
 
 
 #: Every (run, seed) of the Table II grid at the active scale.
-HEART_RUNS = [(run, seed) for run in grid_runs(PARAMS) for seed in PARAMS.active_scale.seeds]
+HEART_RUNS = heart_sound_jobs(PARAMS)
 
 
 rule table2_physionet:
@@ -103,21 +121,21 @@ rule table2_physionet:
         predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
                      for run, seed in HEART_RUNS],
         summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
-        code=code("experiments/heart_sounds.py", "experiments/grid.py", "evaluation",
+        code=code("experiments/heart_sounds.py", "experiments/task.py", "grid.py", "evaluation",
                   "reporting/tables.py"),
     output:
         csv=report("results/physionet2016/table2.csv", caption="../report/table2.rst",
                    category="Table II"),
         markdown="results/physionet2016/table2.md",
         latex="results/physionet2016/table2.tex",
-        mcnemar="results/physionet2016/table2-mcnemar.csv",
+        comparisons="results/physionet2016/table2-comparisons.csv",
     params:
         config=step_params("table2_physionet"),
     log:
         "logs/physionet2016/table2.log",
     shell:
-        "spectnet physionet table --predictions-dir data/predictions/physionet2016 "
-        "--models-dir {MODELS} "
+        "spectnet physionet table --beats {BEATS} --metrics-dir results/physionet2016/runs "
+        "--predictions-dir data/predictions/physionet2016 --models-dir {MODELS} "
         "--out results/physionet2016/table2 --params {params.config:q} --log {log}"
 
 
@@ -150,7 +168,7 @@ rule figures_physionet:
         runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
                  for run, seed in HEART_RUNS],
-        code=code("reporting/figures.py", "experiments/grid.py", "plotting.py", "frontend.py",
+        code=code("reporting/figures.py", "grid.py", "plotting.py", "frontend.py",
                   "functional.py", "training/checkpoint.py", "models"),
     output:
         png=[figure_in_report(name) for name in HEART_FIGURES],

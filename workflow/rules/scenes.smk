@@ -1,12 +1,13 @@
 # Acoustic scenes and other labelled clips: acquire the configured data set, cut every clip
 # into fixed-length units, then Table III: one training job per run, fold and seed
 # (static-N with the front-end frozen; learnable-N fine-tunes the static-N model of the
-# same fold and seed), one evaluation per trained run, and the table. scenes.dataset: auto
+# same fold and seed, static-N-control continues it for the same steps with the front-end
+# frozen), one evaluation per trained run, and the table. scenes.dataset: auto
 # is resolved here, so that the rules rerun when the resolution changes (a DCASE 2016
 # copy appears or goes away), and the outputs of each data set live apart. A killed
 # training job resumes when run again (its checkpoint lives beside the output).
 from spectnet.datasets.scenes import choose_dataset
-from spectnet.experiments.grid import scene_runs as scene_run_names
+from spectnet.grid import scene_jobs
 
 SCENE_DATASET = choose_dataset(PARAMS.scenes).dataset
 SCENE_UNITS = "data/processed/scenes-units"
@@ -14,11 +15,11 @@ SCENE_MODELS = f"models/scenes/{SCENE_DATASET}"
 SCENE_PREDICTIONS = f"data/predictions/scenes/{SCENE_DATASET}"
 SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
 #: Every run/fold/seed of the Table III grid at the active scale.
-SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(PARAMS)
-              for fold in PARAMS.active_scale.scenes.folds for seed in PARAMS.active_scale.seeds]
+SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run, fold, seed in scene_jobs(PARAMS)]
 #: The sources a training job runs (rerun when they change).
-SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/runs.py", "training", "models",
-                       "frontend.py", "functional.py", "evaluation/metrics.py")
+SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/task.py", "grid.py", "training",
+                       "models", "frontend.py", "functional.py", "datasets/splits.py",
+                       "datasets/clips.py", "evaluation")
 
 
 rule fetch_scenes:
@@ -92,11 +93,33 @@ rule train_learnable_scenes:
         "--out {output} --threads {threads} --params {params.config:q} --log {log} -q"
 
 
+rule train_control_scenes:
+    input:
+        units=SCENE_UNITS,
+        static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
+        code=code(*SCENE_TRAINING_CODE),
+    output:
+        directory(f"{SCENE_MODELS}/static-{{n}}-control/fold{{fold}}/seed{{seed}}"),
+    params:
+        config=step_params("train_control_scenes"),
+    wildcard_constraints:
+        n=r"\d+",
+        fold=r"\d+",
+        seed=r"\d+",
+    threads: 8
+    log:
+        f"logs/scenes/{SCENE_DATASET}/train/static-{{n}}-control-fold{{fold}}-seed{{seed}}.log",
+    shell:
+        "spectnet scenes train static-{wildcards.n}-control --fold {wildcards.fold} "
+        "--seed {wildcards.seed} --units {input.units} --init {input.static}/best.pt "
+        "--out {output} --threads {threads} --params {params.config:q} --log {log} -q"
+
+
 rule evaluate_scenes:
     input:
         units=SCENE_UNITS,
         run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
-        code=code("experiments/scenes.py", "evaluation"),
+        code=code("experiments/scenes.py", "experiments/task.py", "evaluation"),
     output:
         predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
@@ -104,7 +127,7 @@ rule evaluate_scenes:
         config=step_params("evaluate_scenes"),
         model=PARAMS.scenes.evaluation.model,
     wildcard_constraints:
-        run=r"(static|learnable)-\d+",
+        run=r"(static|learnable)-\d+|static-\d+-control",
         fold=r"\d+",
         seed=r"\d+",
     threads: 8
@@ -122,12 +145,13 @@ rule table_scenes:
         metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
         predictions=[f"{SCENE_PREDICTIONS}/{job}" for job in SCENE_JOBS],
         models=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
-        code=code("experiments/scenes.py", "evaluation", "reporting/tables.py"),
+        code=code("experiments/scenes.py", "experiments/task.py", "grid.py", "evaluation",
+                  "reporting/tables.py"),
     output:
         report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
                category="Table III"),
         multiext(f"{SCENE_RESULTS}/table3", ".md", ".tex", "-units.csv", "-units.md",
-                 "-units.tex", "-classes.json"),
+                 "-units.tex", "-comparisons.csv", "-classes.json"),
     params:
         config=step_params("table_scenes"),
     log:

@@ -66,6 +66,23 @@ _ESC10_CLASS_DIR = re.compile(r"^(\d{3}) - (.+)$")
 _ESC_FILE = re.compile(r"^(\d+)-(\d+)-([A-Z])$")
 
 
+def source_recording(dataset: str, clip: str) -> str:
+    """The recording a clip was cut from, as far as its name tells: ESC clips
+    ``{fold}-{freesound id}-{take}`` share their Freesound id, DCASE 2016 clips
+    ``{location}_{start}_{end}`` their recording location; other clips stand alone.
+    Splits inside a training fold keep each source on one side.
+
+    >>> source_recording("esc10", "1-100032-A"), source_recording("dcase2016", "a001_0_30")
+    ('100032', 'a001')
+    """
+    if dataset in ("esc10", "esc50"):
+        match = _ESC_FILE.match(clip)
+        return match.group(2) if match else clip
+    if dataset == "dcase2016":
+        return clip.split("_", 1)[0]
+    return clip
+
+
 @dataclass(frozen=True)
 class ClipIssue:
     """A clip left out of a table, and why."""

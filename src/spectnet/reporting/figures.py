@@ -11,7 +11,7 @@ workflow's outputs (``spectnet physionet figures``):
   model) and after fine-tuning (its selected model), the paper's Fig. 1 idea;
 - ``beat-spectrogram``: a normal and an abnormal validation beat through static-N's
   front-end, time by frequency, under their waveforms (Fig. 2);
-- ``learning-curves``: training loss, validation loss and validation MAcc per epoch;
+- ``learning-curves``: training loss, selection-set loss and MAcc per epoch;
 - ``frontend-trajectories-RUN``: centre frequencies, bandwidths and amplitudes per epoch
   of each run that trains its filters;
 - ``per-subset-metrics``: MAcc, sensitivity and specificity per PhysioNet subset (a-f);
@@ -43,8 +43,9 @@ from matplotlib.ticker import MaxNLocator
 
 from spectnet.atomic import atomic_output
 from spectnet.errors import SpectNetError
-from spectnet.experiments.grid import (heart_sound_figure_names, heart_sound_runs,
-                                       trained_frontend_runs)
+from spectnet.frontend import filter_spacing
+from spectnet.grid import (heart_sound_figure_names, heart_sound_runs, run_seeds,
+                           trained_frontend_runs)
 from spectnet.plotting import plot_filterbank
 
 __all__ = ["save_figure", "run_colours", "describe_runs", "plot_filterbank_learning",
@@ -105,8 +106,10 @@ def plot_filterbank_learning(pairs: Sequence[tuple[int, object, object]], run: s
 
     One row per seed: left, every filter's magnitude response before (solid) and after
     (dashed), normalised to the largest response before (:func:`~spectnet.plotting.
-    plot_filterbank`); right, each filter's change of centre frequency and bandwidth (Hz)
-    and of amplitude (%), which stay readable when the responses barely move.
+    plot_filterbank`); right, each filter's change of centre frequency (in local filter
+    spacings: 1 = onto its neighbour), bandwidth and amplitude (%), which stay readable
+    when the responses barely move; the panel titles give the largest and median change
+    (:func:`spectnet.evaluation.filters.filter_change`).
 
     Args:
         pairs: ``(seed, before, after)`` per seed; ``before``/``after`` are
@@ -129,15 +132,20 @@ def plot_filterbank_learning(pairs: Sequence[tuple[int, object, object]], run: s
         if len(old["center_frequency"]) != len(new["center_frequency"]):
             raise ValueError("before and after have different numbers of filters")
         index = np.arange(len(old["center_frequency"]))
-        changes = [("Δ centre frequency (Hz)", new["center_frequency"] - old["center_frequency"]),
-                   ("Δ bandwidth (Hz)", new["bandwidth"] - old["bandwidth"]),
+        bank = getattr(before, "filterbank", before)
+        spacing = filter_spacing(torch.from_numpy(old["center_frequency"]),
+                                 bank.sample_rate / 2).numpy()
+        df = new["center_frequency"] - old["center_frequency"]
+        changes = [(f"Δf (spacings)\nmax |Δf| {np.abs(df).max():.3g} Hz, "
+                    f"median {np.median(np.abs(df)):.3g} Hz", df / spacing),
+                   ("Δ bandwidth (%)", 100 * (new["bandwidth"] / old["bandwidth"] - 1)),
                    ("Δ amplitude (%)", 100 * (new["amplitude"] / old["amplitude"] - 1))]
         colours = colormaps["viridis"](index / max(len(index) - 1, 1))
         for k, (label, delta) in enumerate(changes):
             ax = fig.add_subplot(grid[3 * row + k, 1])
             ax.bar(index, delta, color=colours)
             ax.axhline(0, color="black", linewidth=0.6)
-            ax.set_ylabel(label, fontsize="small")
+            ax.set_ylabel(label, fontsize="x-small")
             ax.set_xticks(index, [f"{f:.0f}" for f in old["center_frequency"]],
                           fontsize="x-small", rotation=90)
             if k == 0:
@@ -224,7 +232,7 @@ def _mean_band(ax, frame: pd.DataFrame, column: str, colour, label: str, scale: 
 
 def plot_learning_curves(histories: pd.DataFrame, best_epochs: Mapping[tuple[str, int], int],
                          subtitle: str) -> Figure:
-    """Training loss, validation loss and validation MAcc per epoch of every run.
+    """Training loss, selection-set loss and selection-set MAcc per epoch of every run.
 
     Args:
         histories: the runs' ``history.csv`` rows with ``run`` and ``seed`` columns
@@ -238,8 +246,8 @@ def plot_learning_curves(histories: pd.DataFrame, best_epochs: Mapping[tuple[str
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [("train_loss", "Training loss (mean over an epoch's batches)", "Cross-entropy", 1),
-              ("loss", "Validation loss (beats)", "Cross-entropy", 1),
-              ("macc", "Validation MAcc (recordings)", "MAcc (%)", 100)]
+              ("loss", "Selection-set loss (beats)", "Cross-entropy", 1),
+              ("macc", "Selection-set MAcc (recordings)", "MAcc (%)", 100)]
     for ax, (column, title, ylabel, scale) in zip(axes, panels):
         for run in runs:
             _mean_band(ax, histories[histories["run"] == run], column, colours[run], run, scale)
@@ -259,8 +267,8 @@ def plot_learning_curves(histories: pd.DataFrame, best_epochs: Mapping[tuple[str
     axes[2].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
     if histories["seed"].nunique() > 1:
         subtitle += "; lines: mean over seeds, bands: lowest to highest seed"
-    _title(fig, "Learning curves (learnable-N epochs start from static-N's selected model)",
-           subtitle)
+    _title(fig, "Learning curves (learnable-N and static-N-control start from static-N's "
+                "selected model)", subtitle)
     return fig
 
 
@@ -340,19 +348,24 @@ def plot_subset_metrics(evaluations: Mapping[str, Sequence[Mapping]], subtitle: 
     """Recording-level MAcc, sensitivity and specificity per PhysioNet subset, every run.
 
     Grouped bars: one group per subset (a-f) plus ``all``, one bar per run (mean over
-    seeds; the error bar spans the seeds' range where there are several). A metric that is
-    undefined in a subset (no recording of one class) has no bar.
+    seeds). Whiskers: the 95 % bootstrap interval over recordings for a run with one seed
+    (subsets c and d have a handful of recordings), the seeds' range for several. A metric
+    that is undefined in a subset (no recording of one class) is 0.
 
     Args:
         evaluations: ``run -> [metrics of each seed]``, each what ``physionet evaluate``
-            writes (``metrics`` and ``per_subset``).
+            writes (``metrics``, ``ci``, ``per_domain`` and ``counts``).
     """
     runs = list(evaluations)
     colours = run_colours(runs)
     first = evaluations[runs[0]][0]
-    subsets = sorted(first["per_subset"])
+    subsets = sorted(first["per_domain"])
     groups = subsets + ["all"]
-    counts = [first["per_subset"][s]["recordings"] for s in subsets] + [first["recordings"]]
+    counts = [first["per_domain"][s]["count"] for s in subsets] + [first["counts"]["recording"]]
+
+    def value(e: Mapping, group: str, metric: str, part: str = "metrics"):
+        entry = e[part]["recording"] if group == "all" else e["per_domain"][group][part]
+        return np.asarray(entry[metric], dtype=float) * 100
     fig = Figure(figsize=(max(10, 1.6 * len(groups) * max(1, len(runs) / 4)), 9),
                  layout="constrained")
     axes = fig.subplots(len(SUBSET_METRICS), 1, sharex=True)
@@ -360,12 +373,13 @@ def plot_subset_metrics(evaluations: Mapping[str, Sequence[Mapping]], subtitle: 
     x = np.arange(len(groups))
     for ax, (metric, label) in zip(axes, SUBSET_METRICS.items()):
         for i, run in enumerate(runs):
-            values = np.array([[100 * (e["per_subset"].get(s, {}).get(metric, np.nan)
-                                       if s != "all" else e["metrics"][metric])
-                                for s in groups] for e in evaluations[run]], dtype=float)
+            values = np.array([[value(e, g, metric) for g in groups] for e in evaluations[run]])
             mean = values.mean(axis=0)
-            spread = (np.vstack([mean - values.min(0), values.max(0) - mean])
-                      if len(values) > 1 else None)
+            if len(values) > 1:
+                spread = np.vstack([mean - values.min(0), values.max(0) - mean])
+            else:
+                ci = np.array([value(evaluations[run][0], g, metric, "ci") for g in groups])
+                spread = np.vstack([mean - ci[:, 0], ci[:, 1] - mean])
             ax.bar(x - 0.4 + width * (i + 0.5), mean, width, yerr=spread, capsize=2,
                    color=colours[run], label=run)
         ax.set_ylabel(f"{label} (%)")
@@ -376,8 +390,8 @@ def plot_subset_metrics(evaluations: Mapping[str, Sequence[Mapping]], subtitle: 
     axes[-1].set_xlabel("PhysioNet 2016 subset (validation recordings)")
     axes[0].legend(ncols=min(len(runs), 6), loc="lower center", bbox_to_anchor=(0.5, 1.02),
                    fontsize="small")
-    if max(len(e) for e in evaluations.values()) > 1:
-        subtitle += "; bars: mean over seeds, whiskers: lowest to highest seed"
+    subtitle += ("; whiskers: 95 % bootstrap interval over recordings (one seed) or lowest "
+                 "to highest seed")
     _title(fig, "Recording-level metrics per subset (domain)", subtitle)
     return fig
 
@@ -393,10 +407,10 @@ def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
 
     Args:
         evaluations: ``run -> [metrics of each seed]`` with ``confusion`` =
-            ``{"recordings": [[tn, fp], [fn, tp]], "beats": ...}``.
+            ``{"recording": [[tn, fp], [fn, tp]], "beat": ...}``.
     """
     runs = list(evaluations)
-    levels = [("recordings", "Recordings (majority vote)"), ("beats", "Beats")]
+    levels = [("recording", "Recordings (majority vote)"), ("beat", "Beats")]
     fig = Figure(figsize=(2.6 * len(runs) + 1.2, 5.6), layout="constrained")
     axes = np.asarray(fig.subplots(len(levels), len(runs), squeeze=False))
     shown = None
@@ -423,7 +437,7 @@ def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
     fig.colorbar(shown, ax=list(axes.ravel()), label="Share of the true class", shrink=0.8)
     if max(len(e) for e in evaluations.values()) > 1:
         subtitle += "; counts: mean over seeds"
-    _title(fig, "Confusion matrices on the validation fold", subtitle)
+    _title(fig, "Confusion matrices on the reporting fold", subtitle)
     return fig
 
 
@@ -488,24 +502,27 @@ def draw_heart_sound_figures(models_dir: str | Path, runs_dir: str | Path,
     from spectnet.training.checkpoint import load_model
 
     models_dir, runs_dir, out_dir = Path(models_dir), Path(runs_dir), Path(out_dir)
-    heart = params.heart_sounds
-    runs, seeds = heart_sound_runs(params), list(params.active_scale.seeds)
+    heart, budget = params.heart_sounds, params.active_scale.heart_sounds
+    runs = heart_sound_runs(params)
+    seeds = {run: run_seeds(run, budget.seeds, budget.comparison_seeds,
+                            heart.learnable.n_filters) for run in runs}
     selected = f"{heart.evaluation.model}.pt"
     summaries = {(run, seed): _read_json(models_dir / run / f"seed{seed}" / "summary.json")
-                 for run in runs for seed in seeds}
-    evaluations = {run: [_read_json(runs_dir / run / f"seed{seed}.json") for seed in seeds]
+                 for run in runs for seed in seeds[run]}
+    evaluations = {run: [_read_json(runs_dir / run / f"seed{seed}.json") for seed in seeds[run]]
                    for run in runs}
-    subtitle = describe_runs([s["scale"] for s in summaries.values()], seeds)
-    recordings = evaluations[runs[0]][0]["recordings"]
+    every_seed = sorted({seed for run in runs for seed in seeds[run]})
+    subtitle = describe_runs([s["scale"] for s in summaries.values()], every_seed)
+    recordings = evaluations[runs[0]][0]["counts"]["recording"]
     data_note = f"PhysioNet 2016 validation{heart.fold} ({recordings} recordings)"
     written = []
 
     def save(fig: Figure, name: str) -> None:
         written.extend(save_figure(fig, out_dir / name))
 
-    for n in heart.learnable_filters:
+    for n in heart.learnable.n_filters:
         pairs = []
-        for seed in seeds:
+        for seed in seeds[f"learnable-{n}"]:
             run_dir = models_dir / f"learnable-{n}" / f"seed{seed}"
             before, _ = load_model(models_dir / f"static-{n}" / f"seed{seed}" / "best.pt")
             after, _ = load_model(run_dir / selected)
@@ -520,23 +537,24 @@ def draw_heart_sound_figures(models_dir: str | Path, runs_dir: str | Path,
                                       f"{subtitle}; after = the {heart.evaluation.model} epoch"),
              f"filterbank-learnable-{n}")
 
-    static = f"static-{max(heart.static_filters)}"
-    model, _ = load_model(models_dir / static / f"seed{seeds[0]}" / selected)
+    static = f"static-{max(heart.frontend.n_filters)}"
+    first_seed = seeds[static][0]
+    model, _ = load_model(models_dir / static / f"seed{first_seed}" / selected)
     save(plot_beat_spectrograms(pick_beats(beats_dir, heart.fold), model.frontend, static,
-                                f"{data_note}; {describe_runs([summaries[(static, seeds[0])]['scale']], seeds[:1])}"),
+                                f"{data_note}; {describe_runs([summaries[(static, first_seed)]['scale']], [first_seed])}"),
          "beat-spectrogram")
 
     histories = pd.concat(
         [_read_csv(models_dir / run / f"seed{seed}" / "history.csv").assign(run=run, seed=seed)
-         for run in runs for seed in seeds], ignore_index=True)
+         for run in runs for seed in seeds[run]], ignore_index=True)
     best = {key: summary["best_epoch"] for key, summary in summaries.items()}
     save(plot_learning_curves(histories, best, f"{data_note}; {subtitle}"), "learning-curves")
 
     for run in trained_frontend_runs(params):
         trace = pd.concat([_read_csv(models_dir / run / f"seed{seed}" / "frontend.csv")
-                           .assign(seed=seed) for seed in seeds], ignore_index=True)
+                           .assign(seed=seed) for seed in seeds[run]], ignore_index=True)
         save(plot_frontend_trajectories(trace, run, subtitle,
-                                        {seed: best[(run, seed)] for seed in seeds}),
+                                        {seed: best[(run, seed)] for seed in seeds[run]}),
              f"frontend-trajectories-{run}")
 
     evaluated = f"{data_note}; {subtitle}; the {heart.evaluation.model} epoch of each run"

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from spectnet.errors import SpectNetError
+from spectnet.runtime import default_device
 
 __all__ = ["ExampleSet", "load_examples"]
 
@@ -70,6 +71,19 @@ class ExampleSet:
     def device(self) -> torch.device:
         return self.labels.device
 
+    def subset(self, mask: np.ndarray) -> "ExampleSet":
+        """The examples where ``mask`` (``(N,)`` booleans) holds, in order."""
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask)
+        if isinstance(self.waveforms, Tensor):
+            waveforms = self.waveforms[torch.from_numpy(rows).to(self.waveforms.device)]
+        else:
+            waveforms = _RowView(self.waveforms, rows)
+        index = self.index[mask].reset_index(drop=True) if self.index is not None else None
+        return ExampleSet(waveforms, self.labels[torch.from_numpy(rows).to(self.device)],
+                          self.domains[mask], self.groups[mask], self.classes,
+                          self.domain_names, index)
+
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(len(index), T)`` waveforms and ``(len(index),)`` labels on the set's device."""
         if isinstance(self.waveforms, Tensor):
@@ -99,8 +113,7 @@ def load_examples(root: str | Path, array: str, table: str, mask: np.ndarray | p
             them memory-mapped and gathers each batch from disk.
     """
     root = Path(root)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device(device)
     try:
         waveforms = np.load(root / array, mmap_mode="r")
         index = pd.read_csv(root / table, dtype={group_column: str})

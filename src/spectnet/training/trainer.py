@@ -2,8 +2,11 @@
 
 A stage trains the CNN with the front-end frozen (stage 1, "static") or the whole model
 with a separate learning rate for the front-end (stage 2, "learnable"). Every epoch ends
-with an evaluation on the validation set, a score (the task's metrics; the stage's
-``select_metric`` picks the best epoch) and an atomic resume checkpoint. A run killed at
+with an evaluation on the selection set (a record-disjoint inner split of the training
+fold, or the authors' reporting fold), a score (the task's metrics; the stage's
+``select_metric`` picks the best epoch), an early-stopping check (``patience``) and an
+atomic resume checkpoint. The learning rate is set every optimiser step: a linear warm-up
+over ``warmup_steps``, times the schedule. A run killed at
 any point, SIGKILL included, and started again with the same settings continues from
 the last completed epoch and ends with exactly the weights and metrics of an
 uninterrupted run: model, optimiser, scheduler, sampler and every RNG are restored, and
@@ -35,7 +38,7 @@ from spectnet.training.data import ExampleSet
 from spectnet.training.samplers import make_sampler
 
 __all__ = ["StageSettings", "TrainResult", "train_stage", "predict_proba", "filterbank_of",
-           "class_probabilities"]
+           "autocast_for", "class_probabilities", "lr_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,11 @@ class StageSettings:
             ``"inverse_time"`` (``lr / (1 + lr_decay * step)``, per optimiser step; Keras
             ``decay``).
         lr_decay: the schedule's rate.
+        warmup_steps: optimiser steps of linear learning-rate warm-up (from lr / warmup_steps
+            to lr); 0 = none. Adam's first steps at full rate kill most of the ResNet's
+            dense head (docs/deviations.md).
+        patience: stop after this many epochs without a new best ``select_metric``;
+            ``None`` = train every epoch of the budget.
         accumulate: micro-batches per optimiser step (gradient accumulation).
         train_frontend: train the front-end's learnable parameters (stage 2).
         select_metric: the validation score that picks the best epoch (higher is better).
@@ -83,6 +91,8 @@ class StageSettings:
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
     lr_decay: float = 0.0
+    warmup_steps: int = 0
+    patience: int | None = None
     accumulate: int = 1
     train_frontend: bool = False
     select_metric: str = "macc"
@@ -95,6 +105,10 @@ class StageSettings:
             problems.append("epochs, batch_size and accumulate must be >= 1")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             problems.append("steps_per_epoch must be >= 1 or None")
+        if self.warmup_steps < 0:
+            problems.append("warmup_steps must be >= 0")
+        if self.patience is not None and self.patience < 1:
+            problems.append("patience must be >= 1 or None")
         if self.optimizer not in ("adam", "sgd"):
             problems.append(f"unknown optimizer {self.optimizer!r} (adam | sgd)")
         if self.lr_schedule not in ("constant", "exponential", "inverse_time"):
@@ -107,12 +121,15 @@ class StageSettings:
 
 @dataclass
 class TrainResult:
-    """What a finished stage returns. ``history`` has one record per epoch."""
+    """What a finished stage returns. ``history`` has one record per epoch; ``stopped``
+    says why training ended: ``"budget"`` (every epoch ran) or ``"patience"`` (the
+    selection metric stopped improving)."""
     history: list[dict[str, float]]
     best_epoch: int
     best_state: dict[str, Tensor]
     last_state: dict[str, Tensor]
     frontend_trace: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "budget"
 
     @property
     def best(self) -> dict[str, float]:
@@ -132,7 +149,9 @@ def class_probabilities(model: nn.Module, outputs: Tensor) -> Tensor:
     return outputs.float() if getattr(cnn, "quirks", False) else torch.softmax(outputs.float(), 1)
 
 
-def _autocast(device: torch.device):
+def autocast_for(device: torch.device):
+    """The CNN's autocast on ``device``: bfloat16 (else float16) on CUDA, off on the CPU
+    (this CPU class emulates bf16: ten times slower, bench/train.py)."""
     if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
@@ -148,7 +167,7 @@ def predict_proba(model: nn.Module, examples: ExampleSet, batch_size: int = 512)
     for start in range(0, len(examples), batch_size):
         index = torch.arange(start, min(start + batch_size, len(examples)))
         x, _ = examples.batch(index)
-        with _autocast(x.device):
+        with autocast_for(x.device):
             out.append(class_probabilities(model, model(x)).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()
@@ -183,13 +202,27 @@ def _optimizer(model: nn.Module, stage: StageSettings) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=stage.lr, momentum=stage.momentum)
 
 
-def _scheduler(optimizer, stage: StageSettings):
-    if stage.lr_schedule == "exponential":
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=stage.lr_decay)
-    if stage.lr_schedule == "inverse_time":
-        decay = stage.lr_decay
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * step))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+def lr_factor(stage: StageSettings, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate multiplier after ``step`` optimiser steps: linear warm-up times
+    the schedule (exponential decays once per epoch of ``steps_per_epoch`` batches).
+
+    Example:
+        >>> factor = lr_factor(StageSettings(2, 8, warmup_steps=4), steps_per_epoch=10)
+        >>> [factor(s) for s in (0, 1, 3, 4, 9)]
+        [0.25, 0.5, 1.0, 1.0, 1.0]
+    """
+    warmup, decay = stage.warmup_steps, stage.lr_decay
+    per_epoch = -(-steps_per_epoch // stage.accumulate)  # the last micro-batch of an epoch steps too
+
+    def factor(step: int) -> float:
+        ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        if stage.lr_schedule == "exponential":
+            return ramp * decay ** (step // per_epoch)
+        if stage.lr_schedule == "inverse_time":
+            return ramp / (1.0 + decay * step)
+        return ramp
+
+    return factor
 
 
 def _rng_state() -> dict:
@@ -291,12 +324,12 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
                            stage.batch_size, seed)
     steps = stage.steps_per_epoch or sampler.steps_per_epoch
     optimizer = _optimizer(model, stage)
-    scheduler = _scheduler(optimizer, stage)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(stage, steps))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda"
                                   and not torch.cuda.is_bf16_supported())
     history: list[dict[str, float]] = []
     trace: list[dict[str, Any]] = []
-    best_epoch, best_state = 0, None
+    best_epoch, best_state, stopped = 0, None, "budget"
 
     if checkpoint_path.exists():
         try:
@@ -313,6 +346,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
             _set_rng_state(saved["rng"])
             history, trace = list(saved["history"]), list(saved["frontend_trace"])
             best_epoch, best_state = saved["best_epoch"], saved["best_state"]
+            stopped = saved["stopped"]
             log.info("resuming %s after epoch %d of %d", work_dir, len(history), stage.epochs)
         elif saved is not None:
             log.warning("%s belongs to a run with other settings; starting afresh", checkpoint_path)
@@ -325,6 +359,8 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
 
     accumulate = stage.accumulate
     for epoch in range(len(history) + 1, stage.epochs + 1):
+        if stopped == "patience":
+            break
         started = time.perf_counter()
         model.train()
         total_loss, n_seen = 0.0, 0
@@ -334,7 +370,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
                    mininterval=0.5 if sys.stderr.isatty() else 30.0)
         for step in bar:
             x, y = train.batch(sampler.next_batch())
-            with _autocast(device):
+            with autocast_for(device):
                 outputs = model(x)
             loss = F.cross_entropy(outputs.float(), y)
             if not torch.isfinite(loss):
@@ -345,37 +381,40 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
                 scaler.step(optimizer)
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)
-                if stage.lr_schedule == "inverse_time":
-                    scheduler.step()
+                scheduler.step()
             total_loss += loss.item() * len(y)
             n_seen += len(y)
         bar.close()
         lr = optimizer.param_groups[0]["lr"]
-        if stage.lr_schedule == "exponential":
-            scheduler.step()
         train_seconds = time.perf_counter() - started
         scores = score(predict_proba(model, validation, stage.eval_batch_size), validation)
         if stage.select_metric not in scores:
             raise SpectNetError(f"the score has no {stage.select_metric!r} "
                                 f"(it has {', '.join(scores)})")
         record = {"epoch": epoch, "train_loss": total_loss / max(n_seen, 1), "lr": lr,
-                  "examples": n_seen, **{k: float(v) for k, v in scores.items()},
+                  "examples": n_seen, "steps": steps, **{k: float(v) for k, v in scores.items()},
                   "train_seconds": train_seconds,
                   "epoch_seconds": time.perf_counter() - started}
         history.append(record)
         if best_state is None or record[stage.select_metric] > history[best_epoch - 1][stage.select_metric]:
             best_epoch, best_state = epoch, _cpu_state(model)
+        if stage.patience is not None and epoch - best_epoch >= stage.patience:
+            stopped = "patience"
         snapshot = _frontend_snapshot(model, epoch)
         trace.extend(snapshot)
         save_checkpoint(checkpoint_path, {
             "run_id": run_id, "model": _cpu_state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
             "scaler": scaler.state_dict(), "rng": _rng_state(), "history": history,
-            "frontend_trace": trace, "best_epoch": best_epoch, "best_state": best_state})
+            "frontend_trace": trace, "best_epoch": best_epoch, "best_state": best_state,
+            "stopped": stopped})
         live.log(record, snapshot)
         log.info("epoch %d/%d: loss %.4f, %s %.4f (best %.4f at epoch %d), %.0f s", epoch,
                  stage.epochs, record["train_loss"], stage.select_metric,
                  record[stage.select_metric], history[best_epoch - 1][stage.select_metric],
                  best_epoch, record["epoch_seconds"])
+    if stopped == "patience":
+        log.info("stopped after epoch %d: no better %s for %d epochs", len(history),
+                 stage.select_metric, stage.patience)
     live.end()
-    return TrainResult(history, best_epoch, best_state, _cpu_state(model), trace)
+    return TrainResult(history, best_epoch, best_state, _cpu_state(model), trace, stopped)

@@ -67,6 +67,7 @@ rule all:
         rules.figures_physionet.output,
         rules.plot_segmentation_physionet.output,
         rules.table_scenes.output,
+        rules.figures_scenes.output,
 
 
 # Record in DVC what Snakemake ran (dvc commit of those jobs' stages), so that `dvc

@@ -116,7 +116,8 @@ def test_an_override_that_is_still_the_wrong_type_gets_the_schema_message():
     # every step that reads the key is named (training records the preprocessing too)
     with pytest.raises(ParamsError, match=r"preprocess.lowpass_hz: 'high' is not of type "
                                           r"'number' \(read by: preprocess_physionet, "
-                                          r"train_baseline_physionet, train_learnable_physionet, "
+                                          r"train_baseline_physionet, train_control_physionet, "
+                                          r"train_learnable_physionet, "
                                           r"train_static_physionet\)"):
         load_params(REPO / "params.yaml", overrides={"preprocess": {"lowpass_hz": "high"}})
     with pytest.raises(ParamsError, match=r"params.yaml \(\+ --config\): preprocess.lowpass_hz: "

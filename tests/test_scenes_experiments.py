@@ -26,7 +26,7 @@ from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import multiclass_metrics
 from spectnet.experiments.scenes import EVAL_BATCH, Scenes, write_table_iii
 from spectnet.experiments.task import Evaluation
-from spectnet.grid import scene_runs
+from spectnet.grid import scene_figure_names, scene_runs
 from spectnet.params import STEP_PARAMS, params_slice, validate_params
 from spectnet.preprocessing.clips import preprocess_clips
 from spectnet.training.checkpoint import read_model_file
@@ -332,6 +332,15 @@ def test_learnable_run_and_table(fold4_static, esc10_units, tmp_path):
     macc_ci = static_metrics["ci"]["clip"]["macc"]
     assert (acc.at[("static-16", "MACC"), "ci_low"], acc.at[("static-16", "MACC"), "ci_high"]) \
         == pytest.approx((100 * macc_ci[0], 100 * macc_ci[1]))
+    # the scene figures, from the same runs
+    figures = tmp_path / "figures"
+    assert main(["scenes", "figures", "--models-dir", str(models), "--runs-dir", str(runs),
+                 "--out-dir", str(figures), "--params", json.dumps(SHORT.to_dict())]) == 0
+    names = scene_figure_names(SHORT)
+    assert names == ["scene-learning-curves", "scene-filterbank-learnable-16",
+                     "scene-frontend-trajectories-learnable-16", "scene-confusion-matrices-16"]
+    assert sorted(p.name for p in figures.iterdir()) == sorted(
+        f"{name}.{suffix}" for name in names for suffix in ("png", "pdf"))
     # a table over evaluations of another scale refuses to mix them
     other = scene_params(folds=(4,), scale="quick")
     with pytest.raises(SpectNetError, match="expected .*'quick'"):

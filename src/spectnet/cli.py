@@ -175,6 +175,13 @@ def cmd_scenes_table(args) -> None:
              table["dataset"].iloc[0], args.out)
 
 
+def cmd_scenes_figures(args) -> None:
+    """Draw the scene figures."""
+    from spectnet.reporting.figures import draw_scene_figures
+    written = draw_scene_figures(args.models_dir, args.runs_dir, args.out_dir, _params(args))
+    log.info("%d figures (PNG and PDF) -> %s", len(written) // 2, args.out_dir)
+
+
 def cmd_predict(args) -> None:
     import json
 
@@ -477,6 +484,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", required=True, type=Path,
                    help="run directories of `scenes train`, as RUN/foldK/seedS/")
     p.add_argument("--out", required=True, type=Path, help="output path without suffix")
+    p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
+
+    p = step(scsub, "figures", cmd_scenes_figures,
+             "the scene figures: learning curves, filterbanks, confusion matrices",
+             "Draw the scene figures of the grid (params: runs, folds and seeds at the active "
+             "scale) as PNG and PDF in OUT_DIR: scene-learning-curves (every run), and per "
+             "learnable N: scene-filterbank-learnable-N (frequency responses before and after "
+             "learning, each filter's change), scene-frontend-trajectories-learnable-N and "
+             "scene-confusion-matrices-N (clip level: static-N, its control, learnable-N).")
+    p.add_argument("--models-dir", required=True, type=Path,
+                   help="run directories of `scenes train`, as RUN/foldK/seedS/")
+    p.add_argument("--runs-dir", required=True, type=Path,
+                   help="metrics of `scenes evaluate`, as RUN/foldK/seedS.json")
+    p.add_argument("--out-dir", required=True, type=Path, help="where the figures go")
     p.add_argument("--params", default="params.yaml", help=PARAMS_HELP)
 
     p = step(sub, "predict", cmd_predict,

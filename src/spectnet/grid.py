@@ -33,7 +33,7 @@ from spectnet.errors import SpectNetError
 
 __all__ = ["Run", "parse_run", "BASELINES", "heart_sound_runs", "scene_runs", "run_seeds",
            "heart_sound_jobs", "scene_jobs", "trained_frontend_runs",
-           "heart_sound_figure_names"]
+           "heart_sound_figure_names", "scene_figure_names"]
 
 #: The heart-sound baselines, each one stage.
 BASELINES = ("gammatone-1d", "gammatone-2d")
@@ -126,3 +126,11 @@ def heart_sound_figure_names(params: Params) -> list[str]:
     return (["beat-spectrogram", "learning-curves", "per-subset-metrics", "confusion-matrices"]
             + [f"filterbank-learnable-{n}" for n in params.heart_sounds.learnable.n_filters]
             + [f"frontend-trajectories-{run}" for run in trained_frontend_runs(params)])
+
+
+def scene_figure_names(params: Params) -> list[str]:
+    """The figures ``spectnet scenes figures`` writes (names without suffix)."""
+    return ["scene-learning-curves"] + [
+        name for n in params.scenes.learnable.n_filters for name in (
+            f"scene-filterbank-learnable-{n}", f"scene-frontend-trajectories-learnable-{n}",
+            f"scene-confusion-matrices-{n}")]

@@ -80,6 +80,10 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
         "scale", "scales.{scale}.heart_sounds.seeds", "scales.{scale}.heart_sounds.comparison_seeds",
         "heart_sounds.fold", "heart_sounds.frontend.n_filters", "heart_sounds.learnable.n_filters",
         "heart_sounds.baselines.learn_filters", "heart_sounds.evaluation.model"),
+    "figures_scenes": (
+        "scale", "scales.{scale}.scenes.seeds", "scales.{scale}.scenes.comparison_seeds",
+        "scales.{scale}.scenes.folds", "scenes.frontend.n_filters", "scenes.learnable.n_filters",
+        "scenes.evaluation.model"),
     "fetch_scenes": ("scenes.dataset", "scenes.data", "scenes.on_bad_clip"),
     "preprocess_scenes": ("scenes.sample_rate", "scenes.min_clip_s", "scenes.units",
                           "scenes.on_bad_clip"),

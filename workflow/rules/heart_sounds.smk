@@ -128,7 +128,8 @@ rule table2_physionet:
                    category="Table II"),
         markdown="results/physionet2016/table2.md",
         latex="results/physionet2016/table2.tex",
-        comparisons="results/physionet2016/table2-comparisons.csv",
+        comparisons=report("results/physionet2016/table2-comparisons.csv",
+                           caption="../report/table2_comparisons.rst", category="Table II"),
     params:
         config=step_params("table2_physionet"),
     log:

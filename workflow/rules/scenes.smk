@@ -7,7 +7,7 @@
 # copy appears or goes away), and the outputs of each data set live apart. A killed
 # training job resumes when run again (its checkpoint lives beside the output).
 from spectnet.datasets.scenes import choose_dataset
-from spectnet.grid import scene_jobs
+from spectnet.grid import scene_figure_names, scene_jobs
 
 SCENE_DATASET = choose_dataset(PARAMS.scenes).dataset
 SCENE_UNITS = "data/processed/scenes-units"
@@ -150,8 +150,12 @@ rule table_scenes:
     output:
         report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
                category="Table III"),
+        report(f"{SCENE_RESULTS}/table3-comparisons.csv",
+               caption="../report/table3_comparisons.rst", category="Table III"),
+        report(f"{SCENE_RESULTS}/table3-classes.json", caption="../report/table3_classes.rst",
+               category="Table III"),
         multiext(f"{SCENE_RESULTS}/table3", ".md", ".tex", "-units.csv", "-units.md",
-                 "-units.tex", "-comparisons.csv", "-classes.json"),
+                 "-units.tex"),
     params:
         config=step_params("table_scenes"),
     log:
@@ -160,3 +164,38 @@ rule table_scenes:
         "spectnet scenes table --units {input.units} --metrics-dir {SCENE_RESULTS}/runs "
         "--predictions-dir {SCENE_PREDICTIONS} --models-dir {SCENE_MODELS} "
         "--out {SCENE_RESULTS}/table3 --params {params.config:q} --log {log}"
+
+
+# The scene figures, drawn from the run directories and the evaluations.
+SCENE_FIGURES = f"{SCENE_RESULTS}/figures"
+#: The caption (workflow/report/<caption>.rst) of each scene figure, by the start of its name.
+SCENE_FIGURE_CAPTIONS = {
+    "scene-learning-curves": "figure_scene_learning_curves",
+    "scene-filterbank-": "figure_filterbank",
+    "scene-frontend-trajectories-": "figure_frontend_trajectories",
+    "scene-confusion-matrices-": "figure_scene_confusion_matrices",
+}
+
+
+def scene_figure_in_report(name):
+    caption = next(c for start, c in SCENE_FIGURE_CAPTIONS.items() if name.startswith(start))
+    return report(f"{SCENE_FIGURES}/{name}.png", caption=f"../report/{caption}.rst",
+                  category="Scene figures", labels={"figure": name})
+
+
+rule figures_scenes:
+    input:
+        runs=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
+        metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
+        code=code("reporting/figures.py", "grid.py", "plotting.py", "frontend.py",
+                  "functional.py", "training/checkpoint.py", "models"),
+    output:
+        png=[scene_figure_in_report(name) for name in scene_figure_names(PARAMS)],
+        pdf=[f"{SCENE_FIGURES}/{name}.pdf" for name in scene_figure_names(PARAMS)],
+    params:
+        config=step_params("figures_scenes"),
+    log:
+        f"logs/scenes/{SCENE_DATASET}/figures.log",
+    shell:
+        "spectnet scenes figures --models-dir {SCENE_MODELS} --runs-dir {SCENE_RESULTS}/runs "
+        "--out-dir {SCENE_FIGURES} --params {params.config:q} --log {log}"

@@ -45,13 +45,14 @@ from spectnet.atomic import atomic_output
 from spectnet.errors import SpectNetError
 from spectnet.frontend import filter_spacing
 from spectnet.grid import (heart_sound_figure_names, heart_sound_runs, run_seeds,
-                           trained_frontend_runs)
+                           scene_figure_names, scene_runs, trained_frontend_runs)
 from spectnet.plotting import plot_filterbank
 
 __all__ = ["save_figure", "run_colours", "describe_runs", "plot_filterbank_learning",
            "plot_beat_spectrograms", "plot_learning_curves", "plot_frontend_trajectories",
            "plot_subset_metrics", "plot_confusion_matrices", "pick_beats",
-           "trained_frontend_runs", "heart_sound_figure_names", "draw_heart_sound_figures"]
+           "trained_frontend_runs", "heart_sound_figure_names", "draw_heart_sound_figures",
+           "scene_figure_names", "draw_scene_figures"]
 
 #: Figure formats written by :func:`save_figure`, with their options.
 FORMATS = {"png": {"dpi": 150}, "pdf": {}}
@@ -231,7 +232,8 @@ def _mean_band(ax, frame: pd.DataFrame, column: str, colour, label: str, scale: 
 
 
 def plot_learning_curves(histories: pd.DataFrame, best_epochs: Mapping[tuple[str, int], int],
-                         subtitle: str) -> Figure:
+                         subtitle: str, levels: tuple[str, str] = ("recordings", "beats"),
+                         metric: str = "MAcc") -> Figure:
     """Training loss, selection-set loss and selection-set MAcc per epoch of every run.
 
     Args:
@@ -240,14 +242,16 @@ def plot_learning_curves(histories: pd.DataFrame, best_epochs: Mapping[tuple[str
             band from the lowest to the highest seed where there are several.
         best_epochs: ``(run, seed) -> selected epoch``, marked on the MAcc curves.
         subtitle: scale and seeds.
+        levels: what the MAcc and the loss are computed on (groups, examples).
+        metric: the selection metric's name in the titles (MAcc, MACC).
     """
     runs = list(dict.fromkeys(histories["run"]))
     colours = run_colours(runs)
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     axes = fig.subplots(1, 3)
     panels = [("train_loss", "Training loss (mean over an epoch's batches)", "Cross-entropy", 1),
-              ("loss", "Selection-set loss (beats)", "Cross-entropy", 1),
-              ("macc", "Selection-set MAcc (recordings)", "MAcc (%)", 100)]
+              ("loss", f"Selection-set loss ({levels[1]})", "Cross-entropy", 1),
+              ("macc", f"Selection-set {metric} ({levels[0]})", f"{metric} (%)", 100)]
     for ax, (column, title, ylabel, scale) in zip(axes, panels):
         for run in runs:
             _mean_band(ax, histories[histories["run"] == run], column, colours[run], run, scale)
@@ -397,8 +401,10 @@ def plot_subset_metrics(evaluations: Mapping[str, Sequence[Mapping]], subtitle: 
 
 
 # ------------------------------------------------------------ 6. confusion matrices
-def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
-                            subtitle: str) -> Figure:
+def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]], subtitle: str,
+                            levels: Sequence[tuple[str, str]] = (
+                                ("recording", "Recordings (majority vote)"), ("beat", "Beats")),
+                            ) -> Figure:
     """Confusion matrices of every run at recording and beat level.
 
     Each cell shows the count (mean over seeds) and the share of its true class; its
@@ -407,11 +413,14 @@ def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
 
     Args:
         evaluations: ``run -> [metrics of each seed]`` with ``confusion`` =
-            ``{"recording": [[tn, fp], [fn, tp]], "beat": ...}``.
+            ``{"recording": [[tn, fp], [fn, tp]], "beat": ...}`` and ``classes``.
+        levels: ``(key, label)`` of the levels to draw, one row each.
     """
     runs = list(evaluations)
-    levels = [("recording", "Recordings (majority vote)"), ("beat", "Beats")]
-    fig = Figure(figsize=(2.6 * len(runs) + 1.2, 5.6), layout="constrained")
+    classes = evaluations[runs[0]][0]["classes"]
+    size = 2.6 if len(classes) <= 2 else 0.45 * len(classes) + 1.5
+    fig = Figure(figsize=(size * len(runs) + 1.2, (size + 0.2) * len(levels)),
+                 layout="constrained")
     axes = np.asarray(fig.subplots(len(levels), len(runs), squeeze=False))
     shown = None
     for row, (level, level_label) in enumerate(levels):
@@ -424,10 +433,14 @@ def plot_confusion_matrices(evaluations: Mapping[str, Sequence[Mapping]],
             several = len(evaluations[run]) > 1
             for (i, j), count in np.ndenumerate(counts):
                 number = f"{count:.1f}" if several else f"{count:.0f}"
-                ax.text(j, i, f"{number}\n{100 * share[i, j]:.0f} %", ha="center", va="center",
-                        color="white" if share[i, j] > 0.6 else "black", fontsize="small")
-            ax.set_xticks([0, 1], CLASS_NAMES)
-            ax.set_yticks([0, 1], CLASS_NAMES)
+                text = f"{number}\n{100 * share[i, j]:.0f} %" if len(classes) <= 2 else number
+                ax.text(j, i, text, ha="center", va="center", fontsize="small" if len(
+                    classes) <= 2 else "xx-small",
+                        color="white" if share[i, j] > 0.6 else "black")
+            ticks = np.arange(len(classes))
+            ax.set_xticks(ticks, classes, rotation=0 if len(classes) <= 2 else 90,
+                          fontsize="medium" if len(classes) <= 2 else "x-small")
+            ax.set_yticks(ticks, classes, fontsize="medium" if len(classes) <= 2 else "x-small")
             if row == 0:
                 ax.set_title(run, fontsize="medium")
             if row == len(levels) - 1:
@@ -560,4 +573,76 @@ def draw_heart_sound_figures(models_dir: str | Path, runs_dir: str | Path,
     evaluated = f"{data_note}; {subtitle}; the {heart.evaluation.model} epoch of each run"
     save(plot_subset_metrics(evaluations, evaluated), "per-subset-metrics")
     save(plot_confusion_matrices(evaluations, evaluated), "confusion-matrices")
+    return written
+
+
+def draw_scene_figures(models_dir: str | Path, runs_dir: str | Path, out_dir: str | Path,
+                       params) -> list[Path]:
+    """Draw the scene figures (:func:`scene_figure_names`) into ``out_dir``: the learning
+    curves of every run, and for every learnable N its filterbank before and after
+    learning, its filters' trajectories and the clip-level confusion matrices of static-N,
+    its control and learnable-N.
+
+    Args:
+        models_dir: the runs' directories as ``RUN/foldK/seedS/`` (``scenes train``).
+        runs_dir: the evaluation results as ``RUN/foldK/seedS.json`` (``scenes evaluate``).
+        params: :class:`~spectnet.config.Params`: the grid, folds, seeds and the evaluated
+            model file (``scenes.evaluation.model``).
+
+    Returns:
+        The files written (PNG and PDF of each figure).
+    """
+    from spectnet.training.checkpoint import load_model
+
+    models_dir, runs_dir, out_dir = Path(models_dir), Path(runs_dir), Path(out_dir)
+    scenes, budget = params.scenes, params.active_scale.scenes
+    selected = f"{scenes.evaluation.model}.pt"
+
+    def jobs(run):  # (fold, seed) of a run; a fold-seed pair plays a seed's part in plots
+        return [(fold, seed) for fold in budget.folds for seed in run_seeds(
+            run, budget.seeds, budget.comparison_seeds, scenes.learnable.n_filters)]
+
+    runs = scene_runs(params)
+    summaries = {(run, f"{seed} (fold {fold})"): _read_json(models_dir / run / f"fold{fold}" /
+                                                      f"seed{seed}" / "summary.json")
+                 for run in runs for fold, seed in jobs(run)}
+    dataset = next(iter(summaries.values()))["dataset"]
+    every = sorted({seed for run in runs for _, seed in jobs(run)})
+    subtitle = (f"{dataset}, folds {', '.join(map(str, budget.folds))}; "
+                + describe_runs([s["scale"] for s in summaries.values()], every))
+    written = []
+
+    def save(fig: Figure, name: str) -> None:
+        written.extend(save_figure(fig, out_dir / name))
+
+    histories = pd.concat(
+        [_read_csv(models_dir / run / f"fold{fold}" / f"seed{seed}" / "history.csv")
+         .assign(run=run, seed=f"{seed} (fold {fold})")
+         for run in runs for fold, seed in jobs(run)], ignore_index=True)
+    best = {key: summary["best_epoch"] for key, summary in summaries.items()}
+    save(plot_learning_curves(histories, best, subtitle, ("clips", "units"), "MACC"),
+         "scene-learning-curves")
+    for n in scenes.learnable.n_filters:
+        run = f"learnable-{n}"
+        pairs = []
+        for fold, seed in jobs(run):
+            before, _ = load_model(models_dir / f"static-{n}" / f"fold{fold}" / f"seed{seed}" /
+                                   "best.pt")
+            after, _ = load_model(models_dir / run / f"fold{fold}" / f"seed{seed}" / selected)
+            pairs.append((f"{seed} (fold {fold})", before.frontend, after.frontend))
+        save(plot_filterbank_learning(pairs, run, f"{subtitle}; after = the "
+                                      f"{scenes.evaluation.model} epoch"),
+             f"scene-filterbank-{run}")
+        trace = pd.concat([_read_csv(models_dir / run / f"fold{fold}" / f"seed{seed}" /
+                                     "frontend.csv").assign(seed=f"{seed} (fold {fold})")
+                           for fold, seed in jobs(run)], ignore_index=True)
+        save(plot_frontend_trajectories(trace, run, subtitle, {
+            key: best[(run, key)] for key in trace["seed"].unique()}),
+             f"scene-frontend-trajectories-{run}")
+        trio = (f"static-{n}", f"static-{n}-control", run)
+        evaluations = {name: [_read_json(runs_dir / name / f"fold{fold}" / f"seed{seed}.json")
+                              for fold, seed in jobs(name)] for name in trio}
+        save(plot_confusion_matrices(evaluations, f"{subtitle}; the {scenes.evaluation.model} "
+                                     "epoch of each run", (("clip", "Clips (mean posterior)"),)),
+             f"scene-confusion-matrices-{n}")
     return written

@@ -257,11 +257,10 @@ def next_fast_len(n: int) -> int:
 _FFT_COST_PER_NLOGN = 5.0
 
 
-# Cost of the recursive path per sample and filter (forward + backward), in the same units
-# (direct multiply-adds), fitted like the constant above: bench/frontend.py's scene case,
-# where it ran at about 1/130 of the direct path's B*F*L*K cost; filters that need float64
-# cost about twice as much.
-_RECURSIVE_COST_PER_SAMPLE = 130.0
+# Cost of the recursive path per sample and filter (forward + backward) in the same units
+# (direct multiply-adds), fitted on bench/frontend.py's scene case (2 cores, AVX2): float32
+# filters ~86 units, float64 ones about 3x that (half the SIMD width and more spills).
+_RECURSIVE_COST_PER_SAMPLE = 86.0
 
 
 def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
@@ -275,15 +274,17 @@ def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
     ``5 * log2(T)`` taps: ~57 at T = 2,500 (the PCG setup, K = 81, goes to FFT: 50 vs 63 ms
     forward + backward for 256 beats) and ~90 at T = 220,500.  The recursive path, when
     it applies (``recursive > 0``: order-4 filters on a CPU with numba), costs about
-    ``130 * B * F * T * (1 + recursive_float64_share)`` whatever K: it wins for long
-    kernels (the scene setup, K = 551) and loses to the FFT for short ones (K = 81).
-    ``recursive`` is 0 when the path does not apply, else ``1 +`` the share of filters
-    that run in float64.
+    ``86 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 2 * (share of the
+    filters that run in float64)`` (0 where it does not apply): it wins for long kernels
+    in float32 (the scene setup with K = 551 and b >= 128 Hz) and loses to the FFT for
+    short ones (K = 81) and, narrowly, for the scene code init (b = 100 Hz: all float64).
 
     >>> choose_method(256, 16, 2500, 81), choose_method(2, 46, 220500, 551), choose_method(256, 16, 2500, 41)
     ('fft', 'fft', 'direct')
     >>> choose_method(256, 16, 2500, 81, recursive=1.0), choose_method(2, 46, 220500, 551, recursive=1.0)
     ('fft', 'iir')
+    >>> choose_method(2, 46, 220500, 551, recursive=3.0)
+    'fft'
     """
     n_out = n_samples - kernel_size + 1
     costs = {"direct": batch * n_filters * n_out * kernel_size}

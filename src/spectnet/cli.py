@@ -203,6 +203,14 @@ def cmd_predict(args) -> None:
         raise SpectNetError(f"{failed} of {len(args.audio)} files could not be classified")
 
 
+def cmd_export(args) -> None:
+    from spectnet.export import export_model
+    out = args.out or args.model.with_suffix(f".{args.format}")
+    export_model(args.model, out, args.format)
+    log.info("%s -> %s (%s, dynamic batch, log-probabilities; checked against the model)",
+             args.model, out, args.format)
+
+
 def cmd_plot_segmentation(args) -> None:
     """Draw every record that can be drawn; name the others; fail only if none was drawn
     (a failed workflow job loses its outputs, so one bad record must not cost the rest)."""
@@ -490,6 +498,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path, help="a model file (best.pt)")
     p.add_argument("--out", type=Path, help="write the JSON lines here instead of stdout")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    p = step(sub, "export", cmd_export,
+             "export a trained model to ONNX or torch.export (.pt2)",
+             "Export MODEL (a model file of `physionet train` or `scenes train`) as ONNX "
+             "(dynamo exporter) or a torch.export program (.pt2): input (batch, n_samples) "
+             "float32 waveforms at the model's sample rate, dynamic batch; output log class "
+             "probabilities. The file carries the model's metadata (task, classes, sample "
+             "rate, preprocessing, segmentation and beat or unit settings, architecture). "
+             "The written file is checked against the model at two batch sizes (log-"
+             "probabilities within 1e-4). Needs the `export` extra.")
+    p.add_argument("model", type=Path, metavar="MODEL", help="a model file (best.pt)")
+    p.add_argument("--format", required=True, choices=("onnx", "pt2"), help="file format")
+    p.add_argument("--out", type=Path, help="file to write (default: MODEL with the format's suffix)")
 
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",

@@ -307,7 +307,7 @@ def _check_waveform(waveform: Tensor, kernel_size: int) -> Tensor:
         raise ValueError(
             f"expected waveform of shape (batch, time) or (batch, 1, time); got {tuple(waveform.shape)}"
         )
-    if int(waveform.shape[-1]) < kernel_size:
+    if waveform.shape[-1] < kernel_size:
         raise ValueError(
             f"input is shorter than the kernel: {waveform.shape[-1]} samples < kernel_size={kernel_size}"
         )
@@ -414,8 +414,9 @@ def gammatone_filter(waveform: Tensor, kernels: Tensor, method: str = "auto") ->
     """
     n_filters, kernel_size = (int(v) for v in kernels.shape)
     waveform = _check_waveform(waveform, kernel_size)
-    batch, n_samples = (int(v) for v in waveform.shape)
     if method == "auto":
+        # int() only here: under torch.export it would fix the batch and length of the graph
+        batch, n_samples = (int(v) for v in waveform.shape)
         method = choose_method(batch, n_filters, n_samples, kernel_size)
     if method == "direct":
         return F.conv1d(waveform.unsqueeze(1), kernels.unsqueeze(1))

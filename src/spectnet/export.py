@@ -108,7 +108,9 @@ def _run_file(path: Path, fmt: str, waveform: np.ndarray) -> np.ndarray:
     if fmt == "onnx":
         import onnxruntime
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: not its notes on constant folding
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: waveform})[0]
     program = torch.export.load(str(path))
     with torch.no_grad():
@@ -169,7 +171,9 @@ def read_export_metadata(path: str | Path) -> dict[str, Any]:
         if path.suffix == ".onnx":
             import onnxruntime
 
-            meta = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3
+            meta = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             text = meta.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         else:
             files = {_PT2_METADATA_FILE: ""}

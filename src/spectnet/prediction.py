@@ -86,6 +86,7 @@ def _open_model(path: Path, device: torch.device) -> tuple[Callable[[np.ndarray]
             providers = (["CUDAExecutionProvider"] if device.type == "cuda" else []) + ["CPUExecutionProvider"]
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = torch.get_num_threads()
+            options.log_severity_level = 3  # errors only: not its notes on constant folding
             session = onnxruntime.InferenceSession(str(path), options, providers=providers)
             name = session.get_inputs()[0].name
             return lambda beats: np.exp(session.run(None, {name: beats})[0]), info
@@ -100,6 +101,8 @@ def _open_model(path: Path, device: torch.device) -> tuple[Callable[[np.ndarray]
     from spectnet.training.trainer import class_probabilities
 
     model, info = load_model(path, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every batch has the beat shape: tune once
 
     def score_model(beats):
         with torch.no_grad():

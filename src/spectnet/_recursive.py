@@ -54,14 +54,30 @@ _ROWS_BACKWARD = 48
 
 
 
+@njit(inline="always")
+def _last_sample(n_samples, kernel_size, hop):
+    """Ring slot, hop block and offset in the block of the last sample."""
+    block = (n_samples - 1) // hop
+    return (n_samples - 1) % kernel_size, block, n_samples - 1 - block * hop
+
+
+@njit(inline="always")
+def _previous_sample(slot, block, offset, kernel_size, hop):
+    """The same one sample earlier, by counting (a division per sample cost more than a
+    lane's arithmetic)."""
+    slot = slot - 1 if slot else kernel_size - 1
+    if offset:
+        return slot, block, offset - 1
+    return slot, block - 1, hop - 1
+
+
 @njit(fastmath={"contract"}, cache=True)
 def _forward_item(x, w, ring, kernel_size, n_out, hop, rem, out):
     n_samples = x.shape[0]
     one = np.ones(1, dtype=x.dtype)[0]  # `x[0] * 0 + 1` would be float64 (int promotion)
     zero = one - one
-    slot = (n_samples - 1) % kernel_size  # ring slot of t: holds P[t + K] until P[t] replaces it
-    block = (n_samples - 1) // hop
-    offset = n_samples - 1 - block * hop
+    # the ring slot of t holds P[t + K] until P[t] replaces it
+    slot, block, offset = _last_sample(n_samples, kernel_size, hop)
     for t in range(n_samples - 1, -1, -1):
         xt = x[t]
         weight = one if t < n_out else zero
@@ -94,11 +110,7 @@ def _forward_item(x, w, ring, kernel_size, n_out, hop, rem, out):
                 out[block, 1, l] = w[_EP * _W + l]
                 w[_EW * _W + l] = zero
                 w[_EP * _W + l] = zero
-        slot = slot - 1 if slot else kernel_size - 1
-        offset -= 1
-        if offset < 0:
-            offset = hop - 1
-            block -= 1
+        slot, block, offset = _previous_sample(slot, block, offset, kernel_size, hop)
 
 
 @njit(parallel=True, cache=True)
@@ -130,9 +142,7 @@ def _backward_item(x, w, ring, kernel_size, n_out, hop, rem, weights, sums, grad
     n_samples = x.shape[0]
     one = np.ones(1, dtype=x.dtype)[0]  # `x[0] * 0 + 1` would be float64 (int promotion)
     zero = one - one
-    slot = (n_samples - 1) % kernel_size
-    block = (n_samples - 1) // hop
-    offset = n_samples - 1 - block * hop
+    slot, block, offset = _last_sample(n_samples, kernel_size, hop)
     for t in range(n_samples - 1, -1, -1):
         xt = x[t]
         inside = t < n_out
@@ -193,11 +203,7 @@ def _backward_item(x, w, ring, kernel_size, n_out, hop, rem, weights, sums, grad
                 w[_AI * _W + l] = zero
                 w[_DR * _W + l] = zero
                 w[_DI * _W + l] = zero
-        slot = slot - 1 if slot else kernel_size - 1
-        offset -= 1
-        if offset < 0:
-            offset = hop - 1
-            block -= 1
+        slot, block, offset = _previous_sample(slot, block, offset, kernel_size, hop)
 
 
 @njit(parallel=True, cache=True)

@@ -351,7 +351,7 @@ class SpectNetFrontend(nn.Module):
                 or torch.compiler.is_compiling() or not SF.recursive_available()
                 or not bool((fb.order.detach() == 4).all())):
             return 0.0
-        return 1.0 + 2.0 * SF.recursive_float64_share(fb.bandwidth, self.kernel_size, self.sample_rate)
+        return 1.0 + 1.6 * SF.recursive_float64_share(fb.bandwidth, self.kernel_size, self.sample_rate)
 
     def resolve_method(self, waveform: Tensor, method: Optional[str] = None) -> str:
         """The path :meth:`forward` takes for this input (``"auto"`` resolved by cost)."""

@@ -257,10 +257,12 @@ def next_fast_len(n: int) -> int:
 _FFT_COST_PER_NLOGN = 5.0
 
 
-# Cost of the recursive path per sample and filter (forward + backward) in the same units
-# (direct multiply-adds), fitted on bench/frontend.py's scene case (2 cores, AVX2): float32
-# filters ~86 units, float64 ones about 3x that (half the SIMD width and more spills).
-_RECURSIVE_COST_PER_SAMPLE = 86.0
+# Cost of the recursive path per sample and filter (forward + backward), in the units above,
+# fitted on bench/frontend.py (2 cores, AVX2) so that it ranks the paths as measured: heart
+# beats (K = 81) fft 277 ms < iir 378 ms; scenes, paper init (30 % float64 filters) iir
+# 406 ms < fft 810 ms; scenes, code init (all float64) iir 707 ms ~ fft 808 ms.  Float64
+# filters cost about 2.6x float32 ones (half the SIMD width, more spills).
+_RECURSIVE_COST_PER_SAMPLE = 70.0
 
 
 def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
@@ -274,17 +276,17 @@ def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
     ``5 * log2(T)`` taps: ~57 at T = 2,500 (the PCG setup, K = 81, goes to FFT: 50 vs 63 ms
     forward + backward for 256 beats) and ~90 at T = 220,500.  The recursive path, when
     it applies (``recursive > 0``: order-4 filters on a CPU with numba), costs about
-    ``86 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 2 * (share of the
+    ``70 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 1.6 * (share of the
     filters that run in float64)`` (0 where it does not apply): it wins for long kernels
-    in float32 (the scene setup with K = 551 and b >= 128 Hz) and loses to the FFT for
-    short ones (K = 81) and, narrowly, for the scene code init (b = 100 Hz: all float64).
+    (the scene setup, K = 551, with the paper init) and loses to the FFT for short ones
+    (K = 81) and, narrowly, for the scene code init (b = 100 Hz: all float64, a tie).
 
     >>> choose_method(256, 16, 2500, 81), choose_method(2, 46, 220500, 551), choose_method(256, 16, 2500, 41)
     ('fft', 'fft', 'direct')
     >>> choose_method(256, 16, 2500, 81, recursive=1.0), choose_method(2, 46, 220500, 551, recursive=1.0)
     ('fft', 'iir')
-    >>> choose_method(2, 46, 220500, 551, recursive=3.0)
-    'fft'
+    >>> choose_method(2, 46, 220500, 551, recursive=2.6), choose_method(2, 46, 220500, 551, recursive=1.5)
+    ('fft', 'iir')
     """
     n_out = n_samples - kernel_size + 1
     costs = {"direct": batch * n_filters * n_out * kernel_size}

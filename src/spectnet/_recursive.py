@@ -71,6 +71,19 @@ def _previous_sample(slot, block, offset, kernel_size, hop):
     return slot, block - 1, hop - 1
 
 
+@njit(inline="always")
+def _stage(w, old, states, m, lane, a, b, pr, pi):
+    """Stage m of a lane: ``P_m[t] = P_(m-1)[t] + q P_m[t + 1]`` (``pr, pi`` in: P_(m-1)[t]).
+    Returns P_m[t] and P_m[t + K], read from the ring slot, which then keeps P_m[t]."""
+    re, im = (states + 2 * m) * _W + lane, (states + 2 * m + 1) * _W + lane
+    sr, si = w[re], w[im]
+    pr, pi = pr + a * sr - b * si, pi + a * si + b * sr
+    w[re], w[im] = pr, pi
+    rr, ri = old[(2 * m) * _W + lane], old[(2 * m + 1) * _W + lane]
+    old[(2 * m) * _W + lane], old[(2 * m + 1) * _W + lane] = pr, pi
+    return pr, pi, rr, ri
+
+
 @njit(fastmath={"contract"}, cache=True)
 def _forward_item(x, w, ring, kernel_size, n_out, hop, rem, out):
     n_samples = x.shape[0]
@@ -90,15 +103,7 @@ def _forward_item(x, w, ring, kernel_size, n_out, hop, rem, out):
             pi = zero
             y = zero
             for m in range(4):
-                sr = w[(_FS + 2 * m) * _W + l]
-                si = w[(_FS + 2 * m + 1) * _W + l]
-                pr, pi = pr + a * sr - b * si, pi + a * si + b * sr
-                w[(_FS + 2 * m) * _W + l] = pr
-                w[(_FS + 2 * m + 1) * _W + l] = pi
-                rr = old[(2 * m) * _W + l]
-                ri = old[(2 * m + 1) * _W + l]
-                old[(2 * m) * _W + l] = pr
-                old[(2 * m + 1) * _W + l] = pi
+                pr, pi, rr, ri = _stage(w, old, _FS, m, l, a, b, pr, pi)
                 y += (w[(_FG + 2 * m) * _W + l] * pr - w[(_FG + 2 * m + 1) * _W + l] * pi
                       + w[(_FD + 2 * m) * _W + l] * rr - w[(_FD + 2 * m + 1) * _W + l] * ri)
             e = y * y
@@ -163,15 +168,7 @@ def _backward_item(x, w, ring, kernel_size, n_out, hop, rem, weights, sums, grad
             z4r = zero
             z4i = zero
             for m in range(5):
-                sr = w[(_BS + 2 * m) * _W + l]
-                si = w[(_BS + 2 * m + 1) * _W + l]
-                pr, pi = pr + a * sr - b * si, pi + a * si + b * sr
-                w[(_BS + 2 * m) * _W + l] = pr
-                w[(_BS + 2 * m + 1) * _W + l] = pi
-                rr = old[(2 * m) * _W + l]
-                ri = old[(2 * m + 1) * _W + l]
-                old[(2 * m) * _W + l] = pr
-                old[(2 * m + 1) * _W + l] = pi
+                pr, pi, rr, ri = _stage(w, old, _BS, m, l, a, b, pr, pi)
                 er = w[(_E4 + 2 * m) * _W + l]
                 ei = w[(_E4 + 2 * m + 1) * _W + l]
                 alpha = w[(_A4 + m) * _W + l]

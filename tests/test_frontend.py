@@ -154,6 +154,34 @@ def test_torch_export_matches_eager(method):
     torch.testing.assert_close(exported.module()(x), frontend(x), rtol=0, atol=1e-5)
 
 
+def test_iir_method_equals_direct_and_auto_picks_it_for_long_kernels():
+    scene = SpectNetFrontend(n_filters=12, sample_rate=8000, kernel_size=201, win_length=201, hop_length=80)
+    x = _beats(2, length=16000)
+    torch.testing.assert_close(scene(x, method="iir"), scene(x, method="direct"), rtol=0, atol=1e-4)
+    scene = SpectNetFrontend(n_filters=46, sample_rate=22050, kernel_size=551, win_length=551,
+                             hop_length=220, bandwidth=200.0)  # float32 filters (decay 31)
+    assert scene.resolve_method(torch.zeros(2, 220500)) == "iir"
+    assert SpectNetFrontend().resolve_method(_beats(256)) == "fft"  # K = 81: the FFT is cheaper
+    # a learnable order has no recursive form: auto avoids it, asking for it is an error
+    learnable_order = SpectNetFrontend(n_filters=12, sample_rate=8000, kernel_size=201, win_length=201,
+                                       hop_length=80, learnable=["f", "b", "a", "n"])
+    assert learnable_order.resolve_method(x) != "iir"
+    with pytest.raises(ValueError, match="fixed order 4"):
+        learnable_order(x, method="iir")
+
+
+def test_iir_gradients_reach_the_parameters():
+    frontend = SpectNetFrontend(n_filters=12, sample_rate=8000, kernel_size=201, win_length=201, hop_length=80)
+    x = _beats(2, length=4000)
+    grads = {}
+    for method in ("iir", "direct"):
+        frontend.zero_grad()
+        frontend(x, method=method).mean().backward()
+        grads[method] = [p.grad.clone() for p in frontend.parameters()]
+    for got, want in zip(grads["iir"], grads["direct"]):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * want.abs().max().item())
+
+
 # ----------------------------------------------------------------------------- robustness
 def test_no_nan_on_silence_and_clipped_input():
     frontend = SpectNetFrontend(learnable=["f", "b", "a", "n"])
@@ -263,7 +291,7 @@ def test_cuda_matches_cpu():
     cpu_out.sum().backward()
     cpu_grads = [p.grad.clone() for p in frontend.parameters()]
     gpu = SpectNetFrontend(learnable=["f", "b", "a", "n"]).cuda()
-    for method in ("direct", "fft"):
+    for method in ("direct", "fft"):  # "iir" with a learnable order is refused; tested below
         gpu.zero_grad()
         out = gpu(x.cuda(), method=method)
         torch.testing.assert_close(out.cpu(), cpu_out.detach(), rtol=0, atol=1e-3)
@@ -271,6 +299,26 @@ def test_cuda_matches_cpu():
         for p, ref in zip(gpu.parameters(), cpu_grads):
             torch.testing.assert_close(p.grad.cpu(), ref, rtol=1e-3, atol=1e-3 * ref.abs().max().item())
     assert gpu(x.cuda(), method="stft").device.type == "cuda"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_every_path_and_auto():
+    """Every path runs on CUDA: ``iir`` computes the same filters there by convolution
+    (the recursion's kernels are CPU code), and ``auto`` never picks it there."""
+    cpu = SpectNetFrontend(n_filters=12, sample_rate=8000, kernel_size=201, win_length=201, hop_length=80)
+    gpu = SpectNetFrontend(n_filters=12, sample_rate=8000, kernel_size=201, win_length=201, hop_length=80).cuda()
+    x = _beats(2, length=8000)
+    reference = cpu(x, method="iir")
+    reference.sum().backward()
+    for method in ("auto", "direct", "fft", "iir"):
+        gpu.zero_grad()
+        out = gpu(x.cuda(), method=method)
+        torch.testing.assert_close(out.cpu(), reference.detach(), rtol=0, atol=1e-3)
+        out.sum().backward()
+        for p, ref in zip(gpu.parameters(), cpu.parameters()):
+            torch.testing.assert_close(p.grad.cpu(), ref.grad, rtol=1e-3, atol=1e-3 * ref.grad.abs().max().item())
+    assert gpu.resolve_method(x.cuda()) in ("direct", "fft")
 
 
 # ----------------------------------------------------------------------------- plotting

@@ -256,3 +256,135 @@ def test_double_backward_raises_a_clear_error(method):
         torch.autograd.gradgradcheck(spectrogram, (x, g))
     # first-order gradients are untouched
     assert torch.autograd.gradcheck(spectrogram, (x, g))
+
+
+# ----------------------------------------------------------------------------- recursive path
+def _real_audio(path, rate, seconds, batch=2):
+    """``batch`` windows of real audio resampled to ``rate`` (float32), starting around the
+    loudest part (ESC-10 clips are padded with digital silence)."""
+    import soundfile as sf
+    import torchaudio
+
+    audio, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    x = torchaudio.functional.resample(torch.from_numpy(audio.mean(1)), file_rate, int(rate))
+    n, step = int(seconds * rate), int(rate) // 10
+    energy = torch.stack([x[s: s + n].square().sum() for s in range(0, x.numel() - n + 1, step)])
+    first = min(int(energy.argmax()) * step, x.numel() - n - (batch - 1) * step)
+    return torch.stack([x[first + i * step: first + i * step + n] for i in range(batch)])
+
+
+SETUPS = {  # fs, K, win, hop, filters (the authors' PCG and scene settings)
+    "heart": (1000.0, 81, 25, 10, 16),
+    "scene": (22050.0, 551, 551, 220, 46),
+}
+
+
+@pytest.fixture(scope="module")
+def real_inputs(physionet_dir, esc10_dir):
+    clip = sorted(esc10_dir.rglob("*.ogg"))[0]
+    return {"heart": _real_audio(physionet_dir / "training-a" / "a0001.flac", 1000, 2.5, batch=8),
+            "scene": _real_audio(clip, 22050, 2.0)}
+
+
+@pytest.mark.parametrize("setup", ["heart", "scene"])
+@pytest.mark.parametrize("init", ["code", "paper", "narrow"])
+def test_recursive_error_no_worse_than_direct_float32(real_inputs, setup, init):
+    """Against a float64 evaluation of the same float32 parameters, on real audio, the
+    recursive path's largest log-energy error (non-silent frames) is at most the direct
+    float32 path's; narrow bandwidths take its float64 branch."""
+    fs, K, win, hop, n = SETUPS[setup]
+    x = real_inputs[setup]
+    f = SF.mel_center_frequencies(n, 0.0, fs / 2, dtype=torch.float32)
+    b = {"code": torch.full_like(f, 100.0), "paper": SF.erb_bandwidth(f),
+         "narrow": torch.full_like(f, 0.8 * fs / K)}[init].float()  # narrow: decay 5
+    a = torch.full_like(f, 1e4)
+    reference = SF.gammatone_spectrogram(
+        x.double(), SF.gammatone_impulse_response(f.double(), b.double(), a.double(), 4.0, K, fs),
+        win, hop, method="direct")
+    direct = SF.gammatone_spectrogram(x, SF.gammatone_impulse_response(f, b, a, 4.0, K, fs), win, hop,
+                                      method="direct")
+    recursive = SF.recursive_gammatone_spectrogram(x, f, b, a, K, fs, win, hop)
+    assert recursive.dtype == torch.float32 and recursive.shape == direct.shape
+    live = reference > math.log(1e-16) + 1
+    error = lambda spec: (spec.double() - reference)[live].abs().max().item()  # noqa: E731
+    assert error(recursive) <= error(direct)
+    if init == "narrow":
+        assert SF.recursive_float64_share(b, K, fs) == 1.0
+
+
+@pytest.mark.parametrize("win, hop", [(10, 4), (12, 4), (5, 7)])
+def test_recursive_gradcheck(win, hop):
+    """Values and first derivatives w.r.t. waveform, f, b, a and phase (float64 runs every
+    filter in float64); windows that are and are not whole multiples of the hop, and hops
+    longer than the window."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 60, dtype=torch.float64, requires_grad=True)
+    f = torch.tensor([0.0, 90.0, 210.0], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([30.0, 60.0, 120.0], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor([1e4, 2e4, 5e3], dtype=torch.float64, requires_grad=True)
+    phase = torch.tensor([0.0, 0.3, -1.0], dtype=torch.float64, requires_grad=True)
+
+    def recursive(x, f, b, a, phase):
+        return SF.recursive_gammatone_spectrogram(x, f, b, a, 11, 1000.0, win, hop, eps=1e-6, phase=phase)
+
+    def direct(x, f, b, a, phase):
+        g = SF.gammatone_impulse_response(f, b, a, 4.0, 11, 1000.0, phase)
+        return SF.gammatone_spectrogram(x, g, win, hop, eps=1e-6, method="direct")
+
+    inputs = (x, f, b, a, phase)
+    torch.testing.assert_close(recursive(*inputs), direct(*inputs), rtol=0, atol=1e-10)
+    assert torch.autograd.gradcheck(recursive, inputs)
+
+
+def test_recursive_float32_gradients_match_float64_reference(real_inputs):
+    """The scene setup with the paper's bandwidths (float32 and float64 filters mixed):
+    gradients w.r.t. f, b, a agree with a float64 direct evaluation."""
+    fs, K, win, hop, n = SETUPS["scene"]
+    x = real_inputs["scene"]
+    weights = torch.randn(x.shape[0], n, 1, generator=torch.Generator().manual_seed(0))
+
+    def grads(dtype, path):
+        f = SF.mel_center_frequencies(n, 0.0, fs / 2).to(dtype).requires_grad_(True)
+        b = SF.erb_bandwidth(f.detach()).requires_grad_(True)
+        a = torch.full_like(f.detach(), 1e4).requires_grad_(True)
+        spec = path(x.to(dtype), f, b, a)
+        (spec * weights.to(dtype)).sum().backward()
+        return [p.grad.double() for p in (f, b, a)]
+
+    recursive = grads(torch.float32, lambda x, f, b, a: SF.recursive_gammatone_spectrogram(x, f, b, a, K, fs, win, hop))
+    reference = grads(torch.float64, lambda x, f, b, a: SF.gammatone_spectrogram(
+        x, SF.gammatone_impulse_response(f, b, a, 4.0, K, fs), win, hop, method="direct"))
+    assert 0 < SF.recursive_float64_share(SF.erb_bandwidth(SF.mel_center_frequencies(n, 0, fs / 2)), K, fs) < 1
+    for got, want in zip(recursive, reference):
+        assert ((got - want).abs().max() / want.abs().max()).item() < 1e-3
+
+
+def test_recursive_double_backward_raises_and_bad_orders():
+    x = torch.randn(1, 60, dtype=torch.float64)
+    f = torch.tensor([100.0], dtype=torch.float64, requires_grad=True)
+    spec = SF.recursive_gammatone_spectrogram(x, f, 50.0, 1e4, 11, 1000.0, 10, 4)
+    with pytest.raises(RuntimeError, match="first-order gradients only"):
+        torch.autograd.grad(spec.sum(), f, create_graph=True)
+    with pytest.raises(ValueError, match="fixed order 4"):
+        SF.recursive_gammatone_spectrogram(x, f, 50.0, 1e4, 11, 1000.0, 10, 4, order=3.0)
+    with pytest.raises(ValueError, match="fixed order 4"):
+        SF.recursive_gammatone_spectrogram(x, f, 50.0, 1e4, 11, 1000.0, 10, 4,
+                                           order=torch.tensor(4.0, requires_grad=True))
+    with pytest.raises(ValueError, match="needs the filter parameters"):
+        SF.gammatone_spectrogram(x, torch.randn(1, 11, dtype=torch.float64), 10, 4, method="iir")
+
+
+def test_recursive_without_numba_uses_the_same_filters_by_convolution(monkeypatch):
+    x = torch.randn(2, 300)
+    f = torch.tensor([0.0, 120.0, 333.0])
+    with_numba = SF.recursive_gammatone_spectrogram(x, f, 100.0, 1e4, 81, 1000.0, 25, 10)
+    monkeypatch.setattr(SF, "recursive_available", lambda: False)
+    without = SF.recursive_gammatone_spectrogram(x, f, 100.0, 1e4, 81, 1000.0, 25, 10)
+    torch.testing.assert_close(without, with_numba, rtol=0, atol=1e-4)
+
+
+def test_choose_method_recursive():
+    # long kernels: the recursion's cost does not grow with K; short ones stay with the FFT
+    assert SF.choose_method(2, 46, 220500, 551, recursive=1.0) == "iir"
+    assert SF.choose_method(2, 46, 220500, 551, recursive=0.0) == "fft"
+    assert SF.choose_method(8, 16, 2500, 3, recursive=1.0) == "direct"

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import scipy.signal
+import torch
 import soundfile as sf
 
 from spectnet.cli import main
@@ -85,3 +86,106 @@ def test_cli_prints_one_line_per_file_and_goes_on_after_errors(tiny_heart_model,
 def test_predict_needs_a_heart_sound_model(tmp_path):
     with pytest.raises(SpectNetError, match="no such file"):
         HeartSoundClassifier(tmp_path / "missing.pt")
+
+
+# ----------------------------------------------------------------------------- issue 17 (12-14)
+@pytest.fixture(scope="module")
+def long_recording(physionet_dir, tmp_path_factory):
+    """Four real recordings (a0001, a0004, a0005, a0007) back to back: 143 s at 2 kHz."""
+    parts = [sf.read(str(physionet_dir / "training-a" / f"a{i:04d}.flac"))[0] for i in (1, 4, 5, 7)]
+    path = tmp_path_factory.mktemp("long") / "long.flac"
+    sf.write(str(path), np.concatenate(parts), 2000)
+    return path
+
+
+def test_long_recording_is_classified_whole_in_windows(classifier, long_recording):
+    result = classifier.predict_file(long_recording)
+    duration = sf.info(str(long_recording)).duration
+    assert result["windows"] == 3  # 143 s in windows of at most max_duration_s = 60 s
+    assert result["duration_s"] == pytest.approx(duration, abs=0.05)
+    assert "skipped" not in result
+    # about as many beats as the four recordings give one by one (a few at the joins)
+    x, rate = sf.read(str(long_recording))
+    first_minute = classifier.predict_signal(x[: 60 * rate], rate)["n_beats"]
+    assert result["n_beats"] > 2 * first_minute
+
+
+def test_missing_file_and_directory_say_so(classifier, tmp_path):
+    with pytest.raises(PredictionError, match="^no such file$"):
+        classifier.predict_file(tmp_path / "missing.wav")
+    with pytest.raises(PredictionError, match="is a directory"):
+        classifier.predict_file(tmp_path)
+
+
+def _one_line_error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    return err
+
+
+def test_cli_bad_out_and_device_give_one_line(tiny_heart_model, recordings, tmp_path, capsys):
+    flac = str(recordings["flac"])
+    err = _one_line_error(capsys, ["predict", flac, "--model", str(tiny_heart_model), "--out", str(tmp_path)])
+    assert f"{tmp_path}: is a directory" in err
+    if not torch.cuda.is_available():
+        err = _one_line_error(capsys, ["predict", flac, "--model", str(tiny_heart_model), "--device", "cuda"])
+        assert "--device cuda: no CUDA device is available" in err
+    err = _one_line_error(capsys, ["predict", flac, "--model", str(tiny_heart_model), "--device", "gpu"])
+    assert "--device gpu: not a torch device" in err
+    # missing file and directory: one JSON line each naming the cause, the others go on
+    code = main(["predict", str(tmp_path / "missing.wav"), str(tmp_path), flac,
+                 "--model", str(tiny_heart_model), "--device", "cpu"])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1
+    assert [line.get("error") for line in lines] == ["no such file", "is a directory, not an audio file", None]
+
+
+def test_cli_out_is_written_whole(tiny_heart_model, recordings, tmp_path):
+    out = tmp_path / "results.jsonl"
+    assert main(["predict", str(recordings["flac"]), "--model", str(tiny_heart_model),
+                 "--device", "cpu", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["file"] == str(recordings["flac"])
+    assert [p.name for p in tmp_path.iterdir()] == ["results.jsonl"]  # no temporary left
+
+
+def test_clipped_recording_gets_a_warning(classifier, recordings, tmp_path):
+    x, rate = sf.read(str(recordings["flac"]))
+    clipped = tmp_path / "clipped.wav"
+    sf.write(str(clipped), np.clip(8 * x / np.abs(x).max(), -1, 1), rate, subtype="PCM_16")
+    result = classifier.predict_file(clipped)
+    assert "label" in result and result["warning"].startswith("clipped: ")
+    assert "warning" not in classifier.predict_file(recordings["flac"])
+
+
+def test_sample_rate_below_the_band_is_an_error(classifier, recordings, tmp_path):
+    x, rate = sf.read(str(recordings["flac"]))
+    low = tmp_path / "a0007-500hz.wav"
+    sf.write(str(low), scipy.signal.resample_poly(x, 1, 4), 500)
+    with pytest.raises(PredictionError, match=r"sample rate 500 Hz is too low: its Nyquist frequency "
+                                              r"\(250 Hz\) is below the top of the 25-400 Hz band"):
+        classifier.predict_file(low)
+
+
+def test_batched_files_equal_one_by_one(classifier, physionet_dir):
+    files = [physionet_dir / "training-a" / f"a{i:04d}.flac" for i in (1, 2, 3)]
+    together = list(classifier.predict_files(files))
+    for result, file in zip(together, files):
+        alone = classifier.predict_file(file)
+        assert result["label"] == alone["label"] and result["n_beats"] == alone["n_beats"]
+        assert result["p_abnormal"] == pytest.approx(alone["p_abnormal"], abs=1e-6)
+
+
+def test_exported_model_gives_the_same_labels(tiny_heart_model, physionet_dir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the `export` extra is not installed")
+    from spectnet.export import export_model
+
+    files = [physionet_dir / "training-a" / f"a{i:04d}.flac" for i in range(1, 6)]
+    eager = list(HeartSoundClassifier(tiny_heart_model, device="cpu").predict_files(files))
+    for fmt in ("onnx", "pt2"):
+        exported = export_model(tiny_heart_model, tmp_path / f"model.{fmt}", fmt)
+        results = list(HeartSoundClassifier(exported, device="cpu").predict_files(files))
+        assert [r["label"] for r in results] == [r["label"] for r in eager]
+        for got, want in zip(results, eager):
+            assert got["p_abnormal"] == pytest.approx(want["p_abnormal"], abs=1e-4)
+            assert got["n_beats"] == want["n_beats"]

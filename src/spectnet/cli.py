@@ -183,23 +183,36 @@ def cmd_scenes_figures(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    import contextlib
     import json
 
+    from spectnet.atomic import atomic_output
     from spectnet.prediction import HeartSoundClassifier
+    if args.out is not None and args.out.is_dir():
+        raise SpectNetError(f"{args.out}: is a directory; --out takes the file to write")
     classifier = HeartSoundClassifier(args.model, device=args.device)
     failed = 0
-    out = open(args.out, "w") if args.out else sys.stdout
-    try:
+    with contextlib.ExitStack() as stack:
+        out = sys.stdout
+        if args.out:  # appears complete or not at all: a run stopped part-way keeps the old file
+            out = stack.enter_context(open(stack.enter_context(atomic_output(args.out)), "w"))
         for result in classifier.predict_files(args.audio):
             failed += "error" in result
             print(json.dumps(result), file=out, flush=True)
             if "error" in result:
                 log.error("%s: %s", result["file"], result["error"])
-    finally:
-        if args.out:
-            out.close()
+            elif "warning" in result:
+                log.warning("%s: %s", result["file"], result["warning"])
     if failed:
         raise SpectNetError(f"{failed} of {len(args.audio)} files could not be classified")
+
+
+def cmd_export(args) -> None:
+    from spectnet.export import export_model
+    out = args.out or args.model.with_suffix(f".{args.format}")
+    export_model(args.model, out, args.format)
+    log.info("%s -> %s (%s, dynamic batch, log-probabilities; checked against the model)",
+             args.model, out, args.format)
 
 
 def cmd_plot_segmentation(args) -> None:
@@ -504,15 +517,35 @@ def build_parser() -> argparse.ArgumentParser:
              "classify heart-sound recordings with a trained model",
              "Classify each AUDIO file (WAV, FLAC, OGG, ...; any sample rate; mono or stereo) "
              "as normal or abnormal with MODEL, going through the preprocessing and "
-             "segmentation the model was trained with (recorded in the model file). Prints "
-             "one JSON line per file: label, p_abnormal (mean beat posterior), "
-             "abnormal_beats (fraction; >= 0.5 is abnormal), n_beats, heart_rate_bpm, "
-             "duration_s; or the file and an error (unreadable, too short to segment, no "
-             "complete cycle) without stopping the others. Exit status 1 if any file failed.")
+             "segmentation the model was trained with (recorded in the model file). The "
+             "whole recording is classified: one longer than the training's "
+             "max_duration_s (60 s) is cut into equal windows of at most that length whose "
+             "beats vote together. Prints one JSON line per file: label, p_abnormal (mean "
+             "beat posterior), abnormal_beats (fraction; >= 0.5 is abnormal), n_beats, "
+             "heart_rate_bpm, duration_s, windows (and skipped: windows that could not be "
+             "segmented; warning: clipped audio); or the file and an error (missing, a "
+             "directory, unreadable, a sample rate below the model's band, too short to "
+             "segment, no complete cycle) without stopping the others. MODEL may be a "
+             "model file (.pt) or its export (.onnx: onnxruntime, faster on CPU; .pt2). "
+             "Exit status 1 if any file failed.")
     p.add_argument("audio", nargs="+", type=Path, metavar="AUDIO", help="recordings to classify")
-    p.add_argument("--model", required=True, type=Path, help="a model file (best.pt)")
-    p.add_argument("--out", type=Path, help="write the JSON lines here instead of stdout")
+    p.add_argument("--model", required=True, type=Path,
+                   help="a model file (best.pt) or its export (model.onnx, model.pt2)")
+    p.add_argument("--out", type=Path, help="write the JSON lines to this file instead of stdout")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+
+    p = step(sub, "export", cmd_export,
+             "export a trained model to ONNX or torch.export (.pt2)",
+             "Export MODEL (a model file of `physionet train` or `scenes train`) as ONNX "
+             "(dynamo exporter) or a torch.export program (.pt2): input (batch, n_samples) "
+             "float32 waveforms at the model's sample rate, dynamic batch; output log class "
+             "probabilities. The file carries the model's metadata (task, classes, sample "
+             "rate, preprocessing, segmentation and beat or unit settings, architecture). "
+             "The written file is checked against the model at two batch sizes (log-"
+             "probabilities within 1e-4). Needs the `export` extra.")
+    p.add_argument("model", type=Path, metavar="MODEL", help="a model file (best.pt)")
+    p.add_argument("--format", required=True, choices=("onnx", "pt2"), help="file format")
+    p.add_argument("--out", type=Path, help="file to write (default: MODEL with the format's suffix)")
 
     p = step(sub, "plot-segmentation", cmd_plot_segmentation,
              "draw recordings with their S1/systole/S2/diastole segmentation",

@@ -344,9 +344,12 @@ class SpectNetFrontend(nn.Module):
         win_length, hop_length: window and hop of the energy sum, in samples (code: 25 / 10 at
             1 kHz, i.e. 25 ms / 10 ms).
         eps: log floor (code: 1e-16).
-        method: ``"auto"`` (picks the cheaper exact path), ``"direct"``, ``"fft"`` (exact, same
-            output up to float rounding) or ``"stft"`` (approximate, for long inputs; see
-            :func:`spectnet.functional.stft_gammatone_spectrogram` for its measured error).
+        method: ``"auto"`` (picks the cheapest exact path), ``"direct"``, ``"fft"``, ``"iir"``
+            (exact, same output up to float rounding; ``iir`` is the recursive path of
+            :func:`spectnet.functional.recursive_gammatone_spectrogram`, for order-4 filters
+            whose order is not learnable, on the CPU with numba) or ``"stft"`` (approximate,
+            for long inputs; see :func:`spectnet.functional.stft_gammatone_spectrogram` for
+            its measured error).
         n_fft: FFT size of the ``"stft"`` path (default ``win_length``).
 
     Shape:
@@ -421,15 +424,39 @@ class SpectNetFrontend(nn.Module):
         """Frames produced for ``n_samples`` input samples (e.g. 2500 -> 240 with the defaults)."""
         return SF.num_frames(n_samples, self.kernel_size, self.win_length, self.hop_length)
 
-    def forward(self, waveform: Tensor, method: Optional[str] = None) -> Tensor:
-        """``(B, T)`` / ``(B, 1, T)`` -> ``(B, F, M)`` log energies; ``method`` overrides the default."""
+    def _recursive_share(self, waveform: Tensor) -> float:
+        """``choose_method``'s ``recursive`` argument: 0 where the recursive path does not
+        apply (a learnable or non-4 order, not on the CPU, no numba, tracing)."""
+        fb = self.filterbank
+        if ("order" in fb.learnable or waveform.device.type != "cpu" or torch.jit.is_tracing()
+                or torch.compiler.is_compiling() or not SF.recursive_available()
+                or not bool((fb.order.detach() == 4).all())):
+            return 0.0
+        return 1.0 + 1.6 * SF.recursive_float64_share(fb.bandwidth, self.kernel_size, self.sample_rate)
+
+    def resolve_method(self, waveform: Tensor, method: Optional[str] = None) -> str:
+        """The path :meth:`forward` takes for this input (``"auto"`` resolved by cost)."""
         method = method or self.method
         if method not in SF.METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {SF.METHODS}")
+        if method != "auto":
+            return method
+        return SF.choose_method(int(waveform.shape[0]), self.n_filters, int(waveform.shape[-1]),
+                                self.kernel_size, recursive=self._recursive_share(waveform))
+
+    def forward(self, waveform: Tensor, method: Optional[str] = None) -> Tensor:
+        """``(B, T)`` / ``(B, 1, T)`` -> ``(B, F, M)`` log energies; ``method`` overrides the default."""
+        method = self.resolve_method(waveform, method)
         with torch.autocast(device_type=waveform.device.type, enabled=False):
             waveform = self.filterbank._prepare_input(waveform)
+            fb = self.filterbank
+            if method == "iir":
+                return SF.recursive_gammatone_spectrogram(
+                    waveform, fb.center_frequency, fb.bandwidth, fb.amplitude, self.kernel_size,
+                    self.sample_rate, self.win_length, self.hop_length, eps=self.eps,
+                    phase=fb.phase, order=fb.order)
             return SF.gammatone_spectrogram(
-                waveform, self.filterbank.kernels(), self.win_length, self.hop_length,
+                waveform, fb.kernels(), self.win_length, self.hop_length,
                 eps=self.eps, method=method, n_fft=self.n_fft,
             )
 

@@ -53,12 +53,16 @@ __all__ = [
     "num_frames",
     "gammatone_spectrogram",
     "stft_gammatone_spectrogram",
+    "recursive_gammatone_spectrogram",
+    "recursive_available",
+    "recursive_float64_share",
     "to_image",
     "METHODS",
 ]
 
-#: Computation paths accepted by :func:`gammatone_spectrogram` (``stft`` is approximate).
-METHODS = ("auto", "direct", "fft", "stft")
+#: Computation paths of the SpectNet spectrogram (``stft`` is approximate; ``iir`` needs the
+#: filter parameters, see :func:`recursive_gammatone_spectrogram`).
+METHODS = ("auto", "direct", "fft", "iir", "stft")
 
 ArrayLike = Union[Tensor, Sequence[float], float]
 
@@ -253,26 +257,44 @@ def next_fast_len(n: int) -> int:
 _FFT_COST_PER_NLOGN = 5.0
 
 
-def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int) -> str:
-    """Pick ``"direct"`` or ``"fft"`` for :func:`gammatone_filter` by estimated cost.
+# Cost of the recursive path per sample and filter (forward + backward), in the units above,
+# fitted on bench/frontend.py (2 cores, AVX2) so that it ranks the paths as measured: heart
+# beats (K = 81) fft 277 ms < iir 378 ms; scenes, paper init (30 % float64 filters) iir
+# 406 ms < fft 810 ms; scenes, code init (all float64) iir 707 ms ~ fft 808 ms.  Float64
+# filters cost about 2.6x float32 ones (half the SIMD width, more spills).
+_RECURSIVE_COST_PER_SAMPLE = 70.0
+
+
+def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
+                  recursive: float = 0.0) -> str:
+    """Pick ``"direct"``, ``"fft"`` or ``"iir"`` by estimated cost.
 
     direct ~ ``B * F * L * K`` multiply-adds; fft ~ ``c * (B * F + B + F) * N * log2(N)``
     with ``N = next_fast_len(T)`` and ``c = 5`` fitted on CPU (2 cores, oneDNN conv vs
     pocketfft, forward + backward, K = 21..251, T = 2,500 and 220,500; the measured
     break-even c ranged 2.3-7).  In practice FFT wins once ``K`` exceeds about
     ``5 * log2(T)`` taps: ~57 at T = 2,500 (the PCG setup, K = 81, goes to FFT: 50 vs 63 ms
-    forward + backward for 256 beats) and ~90 at T = 220,500 (the scene setup, K = 551:
-    FFT, about 3x faster than direct).  Not calibrated for GPUs; pass ``method`` there if
-    it matters.
+    forward + backward for 256 beats) and ~90 at T = 220,500.  The recursive path, when
+    it applies (``recursive > 0``: order-4 filters on a CPU with numba), costs about
+    ``70 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 1.6 * (share of the
+    filters that run in float64)`` (0 where it does not apply): it wins for long kernels
+    (the scene setup, K = 551, with the paper init) and loses to the FFT for short ones
+    (K = 81) and, narrowly, for the scene code init (b = 100 Hz: all float64, a tie).
 
     >>> choose_method(256, 16, 2500, 81), choose_method(2, 46, 220500, 551), choose_method(256, 16, 2500, 41)
     ('fft', 'fft', 'direct')
+    >>> choose_method(256, 16, 2500, 81, recursive=1.0), choose_method(2, 46, 220500, 551, recursive=1.0)
+    ('fft', 'iir')
+    >>> choose_method(2, 46, 220500, 551, recursive=2.6), choose_method(2, 46, 220500, 551, recursive=1.5)
+    ('fft', 'iir')
     """
     n_out = n_samples - kernel_size + 1
-    direct = batch * n_filters * n_out * kernel_size
+    costs = {"direct": batch * n_filters * n_out * kernel_size}
     n_fft = next_fast_len(n_samples)
-    fft = _FFT_COST_PER_NLOGN * (batch * n_filters + batch + n_filters) * n_fft * math.log2(max(n_fft, 2))
-    return "fft" if fft < direct else "direct"
+    costs["fft"] = _FFT_COST_PER_NLOGN * (batch * n_filters + batch + n_filters) * n_fft * math.log2(max(n_fft, 2))
+    if recursive:
+        costs["iir"] = _RECURSIVE_COST_PER_SAMPLE * recursive * batch * n_filters * n_samples
+    return min(costs, key=costs.get)
 
 
 def _check_waveform(waveform: Tensor, kernel_size: int) -> Tensor:
@@ -287,7 +309,7 @@ def _check_waveform(waveform: Tensor, kernel_size: int) -> Tensor:
         raise ValueError(
             f"expected waveform of shape (batch, time) or (batch, 1, time); got {tuple(waveform.shape)}"
         )
-    if int(waveform.shape[-1]) < kernel_size:
+    if waveform.shape[-1] < kernel_size:
         raise ValueError(
             f"input is shorter than the kernel: {waveform.shape[-1]} samples < kernel_size={kernel_size}"
         )
@@ -394,8 +416,9 @@ def gammatone_filter(waveform: Tensor, kernels: Tensor, method: str = "auto") ->
     """
     n_filters, kernel_size = (int(v) for v in kernels.shape)
     waveform = _check_waveform(waveform, kernel_size)
-    batch, n_samples = (int(v) for v in waveform.shape)
     if method == "auto":
+        # int() only here: under torch.export it would fix the batch and length of the graph
+        batch, n_samples = (int(v) for v in waveform.shape)
         method = choose_method(batch, n_filters, n_samples, kernel_size)
     if method == "direct":
         return F.conv1d(waveform.unsqueeze(1), kernels.unsqueeze(1))
@@ -547,7 +570,9 @@ def gammatone_spectrogram(
         win_length, hop_length: frame window and hop in samples.
         eps: log floor.
         method: ``"auto" | "direct" | "fft"`` (exact, see :func:`gammatone_filter`) or
-            ``"stft"`` (approximate, see :func:`stft_gammatone_spectrogram`).
+            ``"stft"`` (approximate, see :func:`stft_gammatone_spectrogram`); the exact
+            ``"iir"`` path takes the filter parameters instead of kernels
+            (:func:`recursive_gammatone_spectrogram`).
         n_fft: FFT size for ``"stft"`` only.
 
     Returns:
@@ -562,6 +587,9 @@ def gammatone_spectrogram(
         )
     if method == "stft":
         return stft_gammatone_spectrogram(waveform, kernels, win_length, hop_length, eps=eps, n_fft=n_fft)
+    if method == "iir":
+        raise ValueError("method='iir' needs the filter parameters, not kernels: call "
+                         "recursive_gammatone_spectrogram (SpectNetFrontend does)")
     if method not in ("auto", "direct", "fft"):
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
     filtered = gammatone_filter(waveform, kernels, method)
@@ -656,6 +684,296 @@ def stft_gammatone_spectrogram(
         parseval[-1] = 1.0
     weights = gain * (parseval / n_fft)  # (F, n_bins)
     energy = torch.einsum("fk,bkm->bfm", weights, power_spectrum)
+    return log_compress(energy, eps)
+
+
+# ----------------------------------------------------------------------------------
+# Exact recursive path (order-4 gammatones, CPU)
+# ----------------------------------------------------------------------------------
+#: Decay over the kernel, ``2 pi b K / fs`` (the envelope falls by ``e^-decay`` over K taps),
+#: below which a filter runs in float64: the truncation subtracts the response beyond K
+#: taps, which for slowly decaying filters is large.  Measured on ESC-10 at 22.05 kHz,
+#: K = 551 (largest log-energy error against float64 over non-silent frames, per filter,
+#: float32 recursion vs today's direct float32 path from the same float32 parameters):
+#: 3.8e-2 vs 3.8e-3 at decay 5, 1.7e-4 vs 1.2e-5 at 9.3, 1.2e-5 vs 4.4e-6 at 12.9,
+#: 7.2e-6 vs 2.4e-6 at 15.6, 2.1e-5 vs 6.5e-6 at 18.8 (quiet frames next to loud ones: the
+#: subtracted tail still weighs ~1 there), 6.4e-6 vs 2.3e-6 at 20.5, 2-4e-6 (both) above
+#: 22 (float64: 1-2e-6 throughout); heart sounds (1 kHz, K = 81) stayed below the direct
+#: path's error from decay 3 on.  The scene code init (b = 100 Hz) has decay 15.7: float64.
+_RECURSIVE_FLOAT64_BELOW_DECAY = 20.0
+
+
+def recursive_available() -> bool:
+    """Whether the recursive path can run here (it needs numba, the ``fast`` extra)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def recursive_float64_share(bandwidth: ArrayLike, kernel_size: int, sample_rate: float) -> float:
+    """Share of the filters the recursive path runs in float64 (see ``_RECURSIVE_FLOAT64_BELOW_DECAY``).
+
+    >>> recursive_float64_share([10.0, 300.0], 551, 22050)
+    0.5
+    """
+    bandwidth = torch.as_tensor(bandwidth, dtype=torch.float64).detach().reshape(-1)
+    decay = 2.0 * math.pi * bandwidth.cpu() * kernel_size / sample_rate
+    return float((decay < _RECURSIVE_FLOAT64_BELOW_DECAY).double().mean())
+
+
+def _series_numerators(power: int, kernel_size: int):
+    """Integer coefficients of ``sum_{k<K} k^P w^k = (A(w) - w^K B(w)) / (1 - w)^(P+1)``.
+
+    ``A_j = sum_i (-1)^i C(P+1, i) (j - i)^P`` and ``B_j`` the same with ``j - i + K``
+    (the tail ``sum_{k>=K}`` written as ``w^K sum_j (j + K)^P w^j``), j = 0..P; exact in
+    Python integers.
+
+    >>> _series_numerators(3, 81)[0]
+    [0, 1, 4, 1]
+    """
+    def row(shift):
+        return [sum((-1) ** i * math.comb(power + 1, i) * (j - i + shift) ** power for i in range(j + 1))
+                for j in range(power + 1)]
+    return row(0), row(kernel_size)
+
+
+def _stage_weights(power: int, kernel_size: int):
+    """Weights of the cascade's stages for the order-P series and for its tail beyond K taps.
+
+    Stage m (m = 0..P) of the cascade holds ``P_m[t] = sum_j C(j + m, m) q^j x[t + j]``;
+    ``k^P = sum_m alpha_m C(k + m, m)`` and ``(j + K)^P = sum_m beta_m C(j + m, m)``, so
+    ``sum_{k<K} k^P q^k x[t + k] = sum_m alpha_m P_m[t] - q^K sum_m beta_m P_m[t + K]``.
+    The tail's weights are all positive (no cancellation inside it).  They are the
+    numerators of :func:`_series_numerators` written in powers of ``1 - w``.
+
+    >>> _stage_weights(3, 81)[0]
+    [-1, 7, -12, 6]
+    """
+    def in_powers_of_one_minus_w(numerator):
+        return [(-1) ** (power - m) * sum(math.comb(j, power - m) * n for j, n in enumerate(numerator))
+                for m in range(power + 1)]
+    return tuple(in_powers_of_one_minus_w(row) for row in _series_numerators(power, kernel_size))
+
+
+def _lane_params(pole: Tensor, gain: Tensor, kernel_size: int, backward: bool, dtype: torch.dtype):
+    """The per-lane-group parameter rows the kernels read (layout in ``spectnet._recursive``)."""
+    from spectnet import _recursive as R
+
+    tail = -(pole ** kernel_size)
+    rows = [pole.real, pole.imag]
+    if not backward:  # the output gain folded into the stage weights
+        alpha, beta = _stage_weights(3, kernel_size)
+        weights = [gain * float(v) for v in alpha] + [gain * tail * float(v) for v in beta]
+        rows += [part for z in weights for part in (z.real, z.imag)]
+    else:
+        rows += [gain.real, gain.imag]
+        for power in (3, 4):
+            alpha, beta = _stage_weights(power, kernel_size)
+            rows += [torch.full_like(pole.real, float(v)) for v in alpha]
+            rows += [part for v in beta for part in ((tail * float(v)).real, (tail * float(v)).imag)]
+    params = torch.stack(rows)  # (rows, F)
+    pad = -params.shape[1] % R.LANES
+    params = F.pad(params, (0, pad)).reshape(len(rows), -1, R.LANES).transpose(0, 1)
+    return params.reshape(params.shape[0], -1).to(dtype).contiguous().numpy()
+
+
+def _to_lanes(values: Tensor, lanes: int) -> Tensor:
+    """``(B, F, ...)`` -> ``(B, G, ..., LANES)`` with F padded to ``G * LANES``."""
+    batch, n = values.shape[:2]
+    pad = -n % lanes
+    values = F.pad(values.movedim(1, -1), (0, pad))
+    return values.unflatten(-1, (-1, lanes)).movedim(-2, 1)
+
+
+def _from_lanes(values: Tensor, n: int) -> Tensor:
+    """Inverse of :func:`_to_lanes`: ``(B, G, ..., LANES)`` -> ``(B, n, ...)``."""
+    return values.movedim(1, -2).flatten(-2)[..., :n].movedim(-1, 1)
+
+
+class _RecursiveEnergy(torch.autograd.Function):
+    """Windowed energies of the order-4 gammatone filters by recursion (CPU, numba).
+
+    Inputs are the poles ``q`` and gains ``c`` (real and imaginary parts, float64) so that
+    autograd maps their gradients back to (f, b, a, phase); ``wide`` marks the filters that
+    run in float64.
+    """
+
+    @staticmethod
+    def forward(ctx, waveform, pole_re, pole_im, gain_re, gain_im, wide, kernel_size, win_length, hop_length):
+        from spectnet import _recursive as R
+
+        _set_numba_threads()
+        batch, n_samples = waveform.shape
+        n_out = n_samples - kernel_size + 1
+        n_frames, n_whole, remainder, _, _ = _frame_layout(n_out, win_length, hop_length)
+        n_blocks = -(-n_out // hop_length)
+        energy = waveform.new_empty(batch, pole_re.shape[0], n_frames)
+        for dtype, index in _precision_groups(wide):
+            pole = torch.complex(pole_re[index], pole_im[index])
+            gain = torch.complex(gain_re[index], gain_im[index])
+            x = waveform.detach().to(dtype).contiguous()
+            blocks = R.forward_blocks(x.numpy(), _lane_params(pole, gain, kernel_size, False, dtype),
+                                      kernel_size, n_out, hop_length, remainder, n_blocks)
+            blocks = _from_lanes(torch.from_numpy(blocks), len(index))  # (B, n, blocks, 2)
+            whole, partial = blocks[..., 0], blocks[..., 1]
+            sums = sum(whole[..., o: o + n_frames] for o in range(n_whole)) if n_whole else 0
+            if remainder:
+                sums = sums + partial[..., n_whole: n_whole + n_frames]
+            energy[:, index] = sums.to(energy.dtype)
+        ctx.save_for_backward(waveform, pole_re, pole_im, gain_re, gain_im, wide)
+        ctx.sizes = (kernel_size, win_length, hop_length)
+        return energy
+
+    @staticmethod
+    @_first_order_only
+    def backward(ctx, grad_energy):
+        from spectnet import _recursive as R
+
+        _set_numba_threads()
+        waveform, pole_re, pole_im, gain_re, gain_im, wide = ctx.saved_tensors
+        kernel_size, win_length, hop_length = ctx.sizes
+        batch, n_samples = waveform.shape
+        n_out = n_samples - kernel_size + 1
+        n_frames, n_whole, remainder, _, _ = _frame_layout(n_out, win_length, hop_length)
+        n_blocks = -(-n_out // hop_length)
+        # dL/dy[t] = 2 y[t] (U[block] + [offset < remainder] V[block]): U sums the frames
+        # holding the block whole, V is the frame whose first `remainder` samples it gives
+        grad_energy = grad_energy.to(torch.float64)
+        whole = grad_energy.new_zeros(batch, grad_energy.shape[1], n_blocks)
+        for offset in range(n_whole):
+            whole[..., offset: offset + n_frames] += grad_energy
+        partial = torch.zeros_like(whole)
+        if remainder:
+            partial[..., n_whole: n_whole + n_frames] = grad_energy
+        weights = torch.stack([whole, partial], -1)  # (B, F, blocks, 2)
+        keep_grad_y = bool(ctx.needs_input_grad[0])
+        pole = torch.complex(pole_re, pole_im)
+        gain = torch.complex(gain_re, gain_im)
+        z3 = torch.zeros_like(pole)
+        z4 = torch.zeros_like(pole)
+        grad_waveform = waveform.new_zeros(batch, n_samples) if keep_grad_y else None
+        for dtype, index in _precision_groups(wide):
+            x = waveform.detach().to(dtype).contiguous()
+            lanes = _to_lanes(weights[:, index], R.LANES).to(dtype).contiguous()
+            sums, grad_y = R.backward_sums(
+                x.numpy(), _lane_params(pole[index], gain[index], kernel_size, True, dtype),
+                kernel_size, n_out, hop_length, remainder, lanes.numpy(), keep_grad_y)
+            sums = _from_lanes(torch.from_numpy(sums), len(index)).sum(0)  # (n, 4)
+            z3[index] = torch.complex(sums[:, 0], sums[:, 1])
+            z4[index] = torch.complex(sums[:, 2], sums[:, 3])
+            if keep_grad_y:
+                grad_y = _from_lanes(torch.from_numpy(grad_y), len(index))  # (B, n, L)
+                kernels = _recursive_kernels(pole[index], gain[index], kernel_size).to(dtype)
+                grad_waveform += F.conv_transpose1d(grad_y, kernels.unsqueeze(1))[:, 0].to(waveform.dtype)
+        # y = Re(c z3(q)), dz3/dq = z4 / q (z4 carries one factor k more); Wirtinger -> real parts
+        dq = gain * z4 / pole
+        return (grad_waveform, dq.real, -dq.imag, z3.real, -z3.imag, None, None, None, None)
+
+
+def _precision_groups(wide: Tensor):
+    """``(dtype, filter indices)`` for the float32 and the float64 filters that exist."""
+    for dtype, mask in ((torch.float32, ~wide), (torch.float64, wide)):
+        index = torch.nonzero(mask).flatten()
+        if index.numel():
+            yield dtype, index
+
+
+def _set_numba_threads():
+    """Let the kernels use as many threads as torch (``torch.set_num_threads``, ``--threads``)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
+def _recursive_kernels(pole: Tensor, gain: Tensor, kernel_size: int) -> Tensor:
+    """``(F, K)`` taps ``Re(c k^3 q^k)``: the impulse responses the recursion applies."""
+    k = torch.arange(kernel_size, dtype=torch.float64)
+    return (gain.unsqueeze(-1) * k ** 3 * pole.unsqueeze(-1) ** k).real
+
+
+def recursive_gammatone_spectrogram(
+    waveform: Tensor,
+    center_freq: Tensor,
+    bandwidth: ArrayLike,
+    amplitude: ArrayLike,
+    kernel_size: int,
+    sample_rate: float,
+    win_length: int,
+    hop_length: int,
+    eps: float = 1e-16,
+    phase: ArrayLike = 0.0,
+    order: ArrayLike = 4.0,
+) -> Tensor:
+    """The exact SpectNet spectrogram of order-4 gammatones by recursion: O(1) work per
+    sample and filter instead of O(K).
+
+    A gammatone of integer order n = 4 is ``g[k] = Re(c k^3 q^k)`` with the pole
+    ``q = exp((-2 pi b + 2 pi i f) / fs)`` and ``c = a e^(i phase) / fs^3``.  The sum
+    ``sum_k k^3 q^k z^k`` is ``A(qz) / (1 - qz)^4`` (a four-stage one-pole cascade after
+    a 3-tap FIR); the K-tap truncation subtracts ``(qz)^K B(qz) / (1 - qz)^4``, the part
+    beyond K taps, so the cascade's input is a short FIR of the waveform at ``t..t+3`` and
+    ``t+K..t+K+3``.  The valid cross-correlation ``y[m] = sum_{k<K} g[k] x[m + k]`` is the
+    cascade run backwards in time; ``|y|^2`` is summed into hop-sized blocks on the fly
+    (``y`` is never stored) and the frames are sums of blocks as in :func:`windowed_energy`.
+    The backward runs the same recursion again with a fifth stage (``dz/dq`` needs
+    ``sum k^4 q^k x``) and returns gradients for f, b, a and the phase.
+
+    Precision: filters that decay slowly over the K taps (``2 pi b K / fs < 20``) run in
+    float64, the rest in float32 (the subtraction of the tail loses digits otherwise; see
+    ``_RECURSIVE_FLOAT64_BELOW_DECAY``).  CPU only (numba, installed with the ``fast``
+    extra); a tensor on another device is computed there by :func:`gammatone_spectrogram`
+    from the same kernels.
+
+    Args:
+        waveform: ``(B, T)`` or ``(B, 1, T)`` float32 or float64.
+        center_freq, bandwidth, amplitude: ``(F,)`` (or scalars for the last two) f, b, a in Hz.
+        kernel_size, sample_rate: K taps at fs Hz.
+        win_length, hop_length, eps: as :func:`gammatone_spectrogram`.
+        phase: phase in radians (scalar or ``(F,)``).
+        order: must be 4 (scalar or ``(F,)``); other orders take the other paths.
+
+    Returns:
+        ``(B, F, M)`` log energies, equal to ``gammatone_spectrogram(..., method="direct")``
+        up to rounding.
+
+    >>> f = torch.tensor([50.0, 200.0]); x = torch.randn(2, 2500, dtype=torch.float64)
+    >>> spec = recursive_gammatone_spectrogram(x, f, 100.0, 1e4, 81, 1000, 25, 10)
+    >>> g = gammatone_impulse_response(f.double(), 100.0, 1e4, 4.0, 81, 1000)
+    >>> torch.allclose(spec, gammatone_spectrogram(x, g, 25, 10, method="direct"))
+    True
+    """
+    center_freq = torch.as_tensor(center_freq)
+    if not center_freq.is_floating_point():
+        center_freq = center_freq.to(torch.get_default_dtype())
+    f = center_freq.reshape(-1)
+    b, a, n, phi = (_column(v, f).reshape(-1).expand_as(f) for v in (bandwidth, amplitude, order, phase))
+    waveform = _check_waveform(waveform, kernel_size)
+    if num_frames(waveform.shape[-1], kernel_size, win_length, hop_length) < 1:
+        raise ValueError(
+            f"input too short: {waveform.shape[-1]} samples give no frame "
+            f"(need >= kernel_size + win_length - 1 = {kernel_size + win_length - 1})")
+    if n.requires_grad or not bool((n.detach() == 4).all()):
+        raise ValueError("the recursive path (method='iir') needs a fixed order 4 for every filter; "
+                         "use method='direct' or 'fft' for other or learnable orders")
+    if waveform.device.type != "cpu" or not recursive_available():
+        # No recursive kernel here (numba runs on the CPU): the same exact filters by convolution.
+        kernels = gammatone_impulse_response(f, b, a, n, kernel_size, sample_rate, phi)
+        return gammatone_spectrogram(waveform, kernels.to(waveform.dtype), win_length, hop_length, eps)
+    if win_length < 1 or hop_length < 1:
+        raise ValueError(f"win_length and hop_length must be >= 1, got {win_length}, {hop_length}")
+    scale = 2.0 * math.pi / sample_rate
+    radius = torch.exp(-scale * b.double())
+    angle = scale * f.double()
+    gain = a.double() / float(sample_rate) ** 3
+    phi = phi.double()
+    wide = (scale * b.detach().double() * kernel_size) < _RECURSIVE_FLOAT64_BELOW_DECAY
+    if waveform.dtype == torch.float64:
+        wide = torch.ones_like(wide)
+    energy = _RecursiveEnergy.apply(
+        waveform, radius * torch.cos(angle), radius * torch.sin(angle), gain * torch.cos(phi),
+        gain * torch.sin(phi), wide, int(kernel_size), int(win_length), int(hop_length))
     return log_compress(energy, eps)
 
 

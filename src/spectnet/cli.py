@@ -85,7 +85,7 @@ def cmd_physionet_preprocess(args) -> None:
 
 
 def cmd_physionet_segment(args) -> None:
-    from spectnet.datasets.beats import build_beat_dataset
+    from spectnet.segmentation.beats import build_beat_dataset
     params = _params(args)
     recordings = build_beat_dataset(args.store, args.out, params.segmentation, params.beats,
                                     summary_path=args.summary, workers=args.workers,

@@ -11,7 +11,8 @@ BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
 #: The sources a training job runs (rerun when they change).
 TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/task.py", "grid.py", "training",
-                 "models", "frontend.py", "functional.py", "datasets/splits.py", "evaluation")
+                 "models", "frontend.py", "functional.py", "datasets/splits.py",
+                 "datasets/examples.py", "evaluation")
 
 
 wildcard_constraints:
@@ -95,7 +96,8 @@ rule evaluate_physionet:
     input:
         beats=BEATS,
         run=f"{MODELS}/{{run}}/seed{{seed}}",
-        code=code("experiments/heart_sounds.py", "experiments/task.py", "evaluation"),
+        code=code("experiments/heart_sounds.py", "experiments/task.py", "evaluation",
+                  "datasets/examples.py"),
     output:
         predictions=directory("data/predictions/physionet2016/{run}/seed{seed}"),
         metrics="results/physionet2016/runs/{run}/seed{seed}.json",
@@ -170,7 +172,7 @@ rule figures_physionet:
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
                  for run, seed in HEART_RUNS],
         code=code("reporting/figures.py", "grid.py", "plotting.py", "frontend.py",
-                  "functional.py", "training/checkpoint.py", "models"),
+                  "functional.py", "training/checkpoint.py", "models", "datasets/examples.py"),
     output:
         png=[figure_in_report(name) for name in HEART_FIGURES],
         pdf=[f"{FIGURES}/{name}.pdf" for name in HEART_FIGURES],

@@ -19,7 +19,7 @@ SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run, fold, seed in scene_jobs(P
 #: The sources a training job runs (rerun when they change).
 SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/task.py", "grid.py", "training",
                        "models", "frontend.py", "functional.py", "datasets/splits.py",
-                       "datasets/clips.py", "evaluation")
+                       "datasets/clips.py", "datasets/examples.py", "evaluation")
 
 
 rule fetch_scenes:
@@ -37,7 +37,7 @@ rule fetch_scenes:
 rule preprocess_scenes:
     input:
         raw="data/raw/scenes",
-        code=code("preprocessing/audio.py", "preprocessing/clips.py"),
+        code=code("preprocessing/audio.py", "preprocessing/clips.py", "datasets/examples.py"),
     output:
         directory(SCENE_UNITS),
     params:
@@ -119,7 +119,8 @@ rule evaluate_scenes:
     input:
         units=SCENE_UNITS,
         run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
-        code=code("experiments/scenes.py", "experiments/task.py", "evaluation"),
+        code=code("experiments/scenes.py", "experiments/task.py", "evaluation",
+                  "datasets/examples.py"),
     output:
         predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",

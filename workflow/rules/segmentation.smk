@@ -4,7 +4,7 @@
 rule segment_physionet:
     input:
         store="data/interim/physionet2016",
-        code=code("datasets/beats.py", "segmentation"),
+        code=code("segmentation", "datasets/examples.py"),
     output:
         beats=directory("data/processed/physionet2016-beats"),
         summary=report(

@@ -45,23 +45,27 @@ def _params(args):
 
 # ---------------------------------------------------------------------------- commands
 def cmd_params_validate(args) -> None:
+    """Check a params file against the schema."""
     from spectnet.params import load_params
     load_params(args.path)
     print(f"{args.path}: valid")
 
 
 def cmd_params_show(args) -> None:
+    """Print a params file with every default filled in."""
     from spectnet.params import load_params
     print(yaml.safe_dump(load_params(args.path), sort_keys=False), end="")
 
 
 def cmd_workflow_dvc_yaml(args) -> None:
+    """Write dvc.yaml from the Snakefile (or, with --check, only compare)."""
     from spectnet.workflow import write_dvc_yaml
     current = write_dvc_yaml(".", check=args.check)
     print("dvc.yaml is current" if current else "dvc.yaml written")
 
 
 def cmd_workflow_sync(args) -> None:
+    """After `dvc pull`: verify the data with DVC and mark them done for Snakemake."""
     from spectnet.workflow import sync
     for line in sync("."):
         print(line)
@@ -69,12 +73,14 @@ def cmd_workflow_sync(args) -> None:
 
 
 def cmd_physionet_fetch(args) -> None:
+    """Acquire the PhysioNet 2016 training set and the fold lists."""
     from spectnet.datasets.physionet import acquire
     params = _params(args)
     acquire(params.physionet, args.out, cache_dir=args.cache_dir)
 
 
 def cmd_physionet_preprocess(args) -> None:
+    """Read, resample and filter every recording into one signal store."""
     from spectnet.preprocessing.heart_sounds import preprocess_dataset
     params = _params(args)
     manifest = preprocess_dataset(args.raw, args.out, params.preprocess,
@@ -85,6 +91,7 @@ def cmd_physionet_preprocess(args) -> None:
 
 
 def cmd_physionet_segment(args) -> None:
+    """Segment every recording and write the beat dataset."""
     from spectnet.segmentation.beats import build_beat_dataset
     params = _params(args)
     recordings = build_beat_dataset(args.store, args.out, params.segmentation, params.beats,
@@ -129,6 +136,7 @@ def cmd_physionet_table(args) -> None:
 
 
 def cmd_physionet_figures(args) -> None:
+    """Draw the heart-sound figures."""
     from spectnet.reporting.figures import draw_heart_sound_figures
     written = draw_heart_sound_figures(args.models_dir, args.runs_dir, args.beats, args.out_dir,
                                        _params(args))
@@ -136,12 +144,14 @@ def cmd_physionet_figures(args) -> None:
 
 
 def cmd_scenes_fetch(args) -> None:
+    """Acquire the labelled clips of the configured scene data set."""
     from spectnet.datasets.scenes import acquire
     params = _params(args)
     acquire(params.scenes, args.out, cache_dir=args.cache_dir, progress=not args.quiet)
 
 
 def cmd_scenes_preprocess(args) -> None:
+    """Cut the clips into fixed-length units: the unit store."""
     from spectnet.preprocessing.clips import preprocess_clips
     params = _params(args)
     clips = preprocess_clips(args.raw, args.out, params.scenes, workers=args.workers,
@@ -183,6 +193,7 @@ def cmd_scenes_figures(args) -> None:
 
 
 def cmd_predict(args) -> None:
+    """Classify heart-sound recordings with a model file: one JSON line per file."""
     import contextlib
     import json
 
@@ -208,6 +219,7 @@ def cmd_predict(args) -> None:
 
 
 def cmd_export(args) -> None:
+    """Export a model file to ONNX or torch.export, checked against the model."""
     from spectnet.export import export_model
     out = args.out or args.model.with_suffix(f".{args.format}")
     export_model(args.model, out, args.format)

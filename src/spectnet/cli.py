@@ -63,9 +63,20 @@ def cmd_workflow_dvc_yaml(args) -> None:
 
 def cmd_workflow_sync(args) -> None:
     from spectnet.workflow import sync
-    for line in sync("."):
-        print(line)
-    print("DVC verified the data against dvc.lock; Snakemake's records are up to date")
+    result = sync(".")
+    total = len(result.marked) + len(result.not_marked)
+    print(f"DVC verified the data against dvc.lock (every file hashed, the cache's objects "
+          f"checked): {len(result.marked)} of {total} stages match and are marked up to "
+          f"date for Snakemake")
+    if result.not_marked:
+        print(f"{len(result.not_marked)} stages do not match and will run:\n  "
+              + "\n  ".join(result.not_marked))
+
+
+def cmd_workflow_metrics(args) -> None:
+    from spectnet.workflow import write_headline_metrics
+    headline = write_headline_metrics(args.runs, args.out)
+    log.info("headline metrics of %d runs -> %s", sum(map(len, headline.values())), args.out)
 
 
 def cmd_physionet_fetch(args) -> None:
@@ -306,10 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     step(wsub, "sync", cmd_workflow_sync,
          "after `dvc pull`: verify the data with DVC, then bring Snakemake up to date",
          "After `dvc pull` (or `dvc checkout`, `dvc exp apply`): check that dvc.yaml is "
-         "current and that DVC finds every output equal to dvc.lock, and only then mark "
-         "them up to date for Snakemake (`snakemake --touch`), so that neither `dvc "
-         "status` nor `snakemake -n` has anything to do. Refuses, naming the stages and "
-         "files that differ, and touches nothing, if the data do not match.")
+         "current and that the DVC cache's objects hash to their names, let DVC hash every "
+         "output again and compare it with dvc.lock, then mark exactly the stages that "
+         "match (and whose upstream stages match) up to date for Snakemake (`snakemake "
+         "--touch`), so that `snakemake -n` runs only the others, which are listed with "
+         "what differs. A corrupt cache object marks nothing.")
+
+    p = step(wsub, "metrics", cmd_workflow_metrics,
+             "the headline metrics of every run, for `dvc exp show` and `dvc metrics diff`",
+             "Average the headline numbers of each evaluated run over its seeds (and folds): "
+             "recording-level MAcc, sensitivity and specificity for the heart sounds, "
+             "clip-level accuracy and MACC for the scenes. Writes OUT (JSON), DVC's one "
+             "metrics file.")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_JSON",
+                   help="metrics files of `physionet evaluate` / `scenes evaluate`")
+    p.add_argument("--out", required=True, type=Path, help="the JSON file to write")
 
     physionet = sub.add_parser("physionet", help="PhysioNet/CinC 2016 heart-sound data steps",
                                description="Acquire and prepare the PhysioNet 2016 data.")

@@ -16,12 +16,11 @@ SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
 #: Every run/fold/seed of the Table III grid at the active scale.
 SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run in scene_run_names(PARAMS)
               for fold in PARAMS.active_scale.scenes.folds for seed in PARAMS.active_scale.seeds]
-#: The sources a training job runs (rerun when they change).
-SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/runs.py", "training", "models",
-                       "frontend.py", "functional.py", "evaluation/metrics.py")
 
 
 rule fetch_scenes:
+    input:
+        code=code("scenes fetch"),
     output:
         directory("data/raw/scenes"),
     params:
@@ -36,7 +35,7 @@ rule fetch_scenes:
 rule preprocess_scenes:
     input:
         raw="data/raw/scenes",
-        code=code("preprocessing/audio.py", "preprocessing/clips.py"),
+        code=code("scenes preprocess"),
     output:
         directory(SCENE_UNITS),
     params:
@@ -52,7 +51,7 @@ rule preprocess_scenes:
 rule train_static_scenes:
     input:
         units=SCENE_UNITS,
-        code=code(*SCENE_TRAINING_CODE),
+        code=code("scenes train"),
     output:
         directory(f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -74,7 +73,7 @@ rule train_learnable_scenes:
     input:
         units=SCENE_UNITS,
         static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
-        code=code(*SCENE_TRAINING_CODE),
+        code=code("scenes train"),
     output:
         directory(f"{SCENE_MODELS}/learnable-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -96,7 +95,7 @@ rule evaluate_scenes:
     input:
         units=SCENE_UNITS,
         run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
-        code=code("experiments/scenes.py", "evaluation"),
+        code=code("scenes evaluate"),
     output:
         predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
@@ -122,7 +121,7 @@ rule table_scenes:
         metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
         predictions=[f"{SCENE_PREDICTIONS}/{job}" for job in SCENE_JOBS],
         models=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
-        code=code("experiments/scenes.py", "evaluation", "reporting/tables.py"),
+        code=code("scenes table"),
     output:
         report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
                category="Table III"),
@@ -130,9 +129,12 @@ rule table_scenes:
                  "-units.tex", "-classes.json"),
     params:
         config=step_params("table_scenes"),
+        results=lambda wildcards, output: Path(output[0]).parent,
+        predictions=lambda wildcards, input: Path(input.predictions[0]).parents[2],
+        models=lambda wildcards, input: Path(input.models[0]).parents[2],
     log:
         f"logs/scenes/{SCENE_DATASET}/table3.log",
     shell:
-        "spectnet scenes table --units {input.units} --metrics-dir {SCENE_RESULTS}/runs "
-        "--predictions-dir {SCENE_PREDICTIONS} --models-dir {SCENE_MODELS} "
-        "--out {SCENE_RESULTS}/table3 --params {params.config:q} --log {log}"
+        "spectnet scenes table --units {input.units} --metrics-dir {params.results}/runs "
+        "--predictions-dir {params.predictions} --models-dir {params.models} "
+        "--out {params.results}/table3 --params {params.config:q} --log {log}"

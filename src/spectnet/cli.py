@@ -61,9 +61,17 @@ def cmd_workflow_dvc_yaml(args) -> None:
     print("dvc.yaml is current" if current else "dvc.yaml written")
 
 
+def cmd_workflow_pull(args) -> None:
+    from spectnet.workflow import pull
+    _print_sync(pull("."))
+
+
 def cmd_workflow_sync(args) -> None:
     from spectnet.workflow import sync
-    result = sync(".")
+    _print_sync(sync("."))
+
+
+def _print_sync(result) -> None:
     total = len(result.marked) + len(result.not_marked)
     print(f"DVC verified the data against dvc.lock (every file hashed, the cache's objects "
           f"checked): {len(result.marked)} of {total} stages match and are marked up to "
@@ -314,6 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
              "rule, or after editing `scale` (which changes the set of jobs).")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 naming the stages if dvc.yaml is not current")
+    step(wsub, "pull", cmd_workflow_pull,
+             "`dvc pull` what dvc.lock records, then `sync`",
+             "For a collaborator: `dvc pull` of every stage dvc.lock records (plain `dvc "
+             "pull` also tries the outputs of stages not recorded yet, after a run that "
+             "stopped part-way, and exits 1 on them), then what `sync` does.")
     step(wsub, "sync", cmd_workflow_sync,
          "after `dvc pull`: verify the data with DVC, then bring Snakemake up to date",
          "After `dvc pull` (or `dvc checkout`, `dvc exp apply`): check that dvc.yaml is "

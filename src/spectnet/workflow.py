@@ -4,7 +4,7 @@ The design, and why:
 
 - **One DAG.** ``dvc.yaml`` holds one stage per job of the Snakemake DAG (wildcard jobs
   included, e.g. one stage per seed), written by ``spectnet workflow dvc-yaml`` from the
-  Snakefile: its deps are the job's inputs (data and the code files the rule lists), its
+  Snakefile: its deps are the job's inputs (data and the sources its command runs), its
   params the keys of ``spectnet.params.STEP_PARAMS`` the rule reads, its outs the job's
   outputs. A test checks that the committed file is current.
 - **Snakemake is the one executor.** A stage's command runs its job through Snakemake
@@ -21,10 +21,19 @@ The design, and why:
   stage Snakemake did not rerun is never marked current. Not after ``--touch`` (nothing
   ran) and not inside a DVC stage (``--no-hooks``: DVC records the stage itself).
 - **Sharing.** After ``dvc pull`` (or ``dvc checkout``, ``dvc exp apply``) the data carry
-  new modification times and Snakemake wants to rerun everything. :func:`sync` first lets
-  DVC verify that every output matches ``dvc.lock`` and refuses, naming what differs, if
-  one does not; only then does it bring Snakemake's records up to date
-  (``snakemake --touch``).
+  new modification times and Snakemake wants to rerun everything. :func:`sync` checks
+  the cache's objects against their hashes, lets DVC compare every stage with dvc.lock by
+  hashing every file again, and brings Snakemake's records up to date (``snakemake
+  --touch``) for exactly the stages that match (and whose upstream stages match); it
+  names the others, which then run. A corrupt cache object marks nothing.
+- **dvc.lock holds this workflow's results only.** Recording a run drops the entries of
+  stages dvc.yaml no longer has and, after a scale change, those of the other scale
+  (:func:`prune_lock`), and rewrites dvc.yaml if it was generated for another scale.
+- **Comparing experiments.** DVC's one metrics file is the headline metrics of every run
+  (:func:`write_headline_metrics`); every training run's ``history.csv`` is a declared
+  plot (:func:`learning_curves`), so ``dvc plots diff`` overlays two experiments.
+- **Code inputs.** A rule's code inputs are the sources its command runs, from the import
+  graph (:mod:`spectnet.sources`).
 """
 
 from __future__ import annotations
@@ -526,15 +535,19 @@ def sync(workdir: str | Path = ".") -> SyncResult:
             + "\n(delete them; then `dvc pull` fetches them again and `dvc checkout "
               "--force` restores the outputs)")
     status = dvc_status(workdir, rehash=True)
-    declared, _ = _dvc_files(workdir)
+    declared, locked = _dvc_files(workdir)
     upstream = _upstream(declared)
     marked: list[str] = []
-    not_marked = describe_status({s: status[s] for s in declared if s in status})
+    not_marked = [f"{name}: not in dvc.lock (not run, or run at another scale)"
+                  for name in declared if name not in locked]
+    not_marked += describe_status({s: status[s] for s in declared if s in status and s in locked})
     for name in declared:                     # generated upstream first
         if name in status:
             continue
         if differing := sorted(u for u in upstream[name] if u not in marked):
-            not_marked.append(f"{name}: upstream of it, {', '.join(differing)} will run")
+            more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+            not_marked.append(f"{name}: upstream of it, {', '.join(differing[:3])}{more} "
+                              f"will run")
         else:
             marked.append(name)
     if marked:
@@ -545,6 +558,27 @@ def sync(workdir: str | Path = ".") -> SyncResult:
         if touch.returncode != 0:
             raise WorkflowError(f"`snakemake --touch` failed:\n{touch.stdout}{touch.stderr}")
     return SyncResult(marked, not_marked)
+
+
+def pull(workdir: str | Path = ".") -> SyncResult:
+    """``dvc pull`` of every stage dvc.lock records, then :func:`sync`.
+
+    Plain ``dvc pull`` also tries the outputs of the stages dvc.lock does not hold yet (a
+    run that stopped part-way, or was limited to some targets) and exits 1 on them ("No
+    file hash info found ... Is your cache up to date?") after fetching the rest. Here an
+    error means what it says: an object that dvc.lock names is on no remote.
+
+    Raises:
+        WorkflowError: ``dvc pull`` failed (its message), or :func:`sync` did.
+    """
+    workdir = Path(workdir)
+    declared, locked = _dvc_files(workdir)
+    if stages := [name for name in declared if name in locked]:
+        proc = _run([_tool("dvc"), "pull", "--quiet", *stages], workdir)
+        if proc.returncode != 0:
+            raise WorkflowError(f"`dvc pull` of the {len(stages)} stages dvc.lock records "
+                                f"failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return sync(workdir)
 
 
 # ------------------------------------------------------------------------ SLURM

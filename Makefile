@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup reproduce pull sync test bench lock clean-env
+.PHONY: setup reproduce pull sync experiments test bench lock clean-env
 
 setup: $(VENV)/.installed
 
@@ -23,6 +23,9 @@ pull: setup               ## a collaborator: `dvc pull` what dvc.lock records, t
 
 sync: setup               ## after `dvc pull`: verify the data with DVC, then mark them done for Snakemake
 	spectnet workflow sync
+
+experiments: setup        ## compare experiments: the active scale's params, the headline metrics
+	spectnet workflow experiments
 
 test: setup               ## run the test suite
 	$(PY) -m pytest

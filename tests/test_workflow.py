@@ -436,18 +436,21 @@ def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
         re.findall(r"Running stage '([^']+)'", exp))            # never the static models
     assert load_params(root / "params.yaml")["heart_sounds"]["learnable"]["lr"] == 0.002
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
-    # `dvc exp show --param-deps`: the params the stages read (the active scale's budgets,
-    # no other scale's) and the headline metrics, for the workspace, the commits and the
-    # experiment.
-    table = json.loads(dvc("exp", "show", "--param-deps", "--json", cwd=root).stdout)
+    # `spectnet workflow experiments` (`make experiments`): `dvc exp show` with the params
+    # the stages read at the active scale, no other scale's, and the headline metrics, for
+    # the workspace, the commit and the experiment.
+    shown = run(BIN / "spectnet", "workflow", "experiments", "--", "--csv", cwd=root).stdout
+    header, *rows = shown.splitlines()
+    params = [c for c in header.split(",") if c.startswith("scale")]
+    assert len(rows) == 3 and "scale" in params and "scales.smoke.seeds" in params
+    assert all(c == "scale" or c.startswith("scales.smoke.") for c in params), params
+    table = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
     runs = [run_ for row in table
             for run_ in [row, *(r for exp in row.get("experiments") or [] for r in exp["revs"])]]
-    assert len(runs) >= 3
+    assert len(runs) == 3
     columns = set()
     for run_ in runs:
         data = run_["data"]
-        params = data["params"]["params.yaml"]["data"]
-        assert set(params["scales"]) == {"smoke"}
         assert set(data["metrics"]) == {"results/metrics.json"}
         headline = data["metrics"]["results/metrics.json"]["data"]
         assert set(headline["heart_sounds"]) == {r for r, _ in HEART_RUNS_SMOKE}

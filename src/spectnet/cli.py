@@ -81,6 +81,13 @@ def _print_sync(result) -> None:
               + "\n  ".join(result.not_marked))
 
 
+def cmd_workflow_experiments(args) -> None:
+    from spectnet.workflow import show_experiments
+    dvc_args = args.dvc_args[1:] if args.dvc_args[:1] == ["--"] else args.dvc_args
+    if status := show_experiments(".", dvc_args):
+        raise SpectNetError(f"`dvc exp show` failed (exit status {status})")
+
+
 def cmd_workflow_metrics(args) -> None:
     from spectnet.workflow import write_headline_metrics
     headline = write_headline_metrics(args.runs, args.out)
@@ -335,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
          "match (and whose upstream stages match) up to date for Snakemake (`snakemake "
          "--touch`), so that `snakemake -n` runs only the others, which are listed with "
          "what differs. A corrupt cache object marks nothing.")
+
+    p = step(wsub, "experiments", cmd_workflow_experiments,
+             "`dvc exp show` of the active scale's params and the headline metrics",
+             "Compare experiments: `dvc exp show --param-deps` (the params the stages read) "
+             "without the other scales' budgets, and DVC's one metrics file (the headline "
+             "metrics of every run). Arguments after `--` go to `dvc exp show`.")
+    p.add_argument("dvc_args", nargs=argparse.REMAINDER, metavar="DVC_ARGS",
+                   help="after `--`: passed to `dvc exp show` (e.g. -- --csv)")
 
     p = step(wsub, "metrics", cmd_workflow_metrics,
              "the headline metrics of every run, for `dvc exp show` and `dvc metrics diff`",

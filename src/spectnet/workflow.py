@@ -581,6 +581,17 @@ def pull(workdir: str | Path = ".") -> SyncResult:
     return sync(workdir)
 
 
+def show_experiments(workdir: str | Path = ".", dvc_args: Iterable[str] = ()) -> int:
+    """``dvc exp show`` of what matters: the params the stages read (``--param-deps``),
+    less the other scales' budgets (which DVC lists for a committed baseline all the same),
+    and the headline metrics (DVC's one metrics file). ``dvc_args`` go to ``dvc exp show``
+    (``--csv``, ``--json``, ``-n 5``, ...). Returns its exit status."""
+    scale = load_params(Path(workdir) / "params.yaml")["scale"]
+    return subprocess.run([_tool("dvc"), "exp", "show", "--param-deps", "--drop",
+                           rf"^scales\.(?!{re.escape(scale)}\.)", *dvc_args],
+                          cwd=workdir).returncode
+
+
 # ------------------------------------------------------------------------ SLURM
 def honour_slurm_no_account(workflow) -> bool:
     """Make ``slurm-no-account: true`` leave the account out of ``sbatch``, as its help

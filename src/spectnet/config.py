@@ -126,6 +126,7 @@ class HeartSoundsBudget(_Section):
     dropout: float | None
     selection_subset: int | None
     bootstrap: int
+    grid_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class ScenesBudget(_Section):
     learnable: Stage2Budget
     selection_subset: int | None
     bootstrap: int
+    grid_epochs: int | None = None
 
 
 @dataclass(frozen=True)

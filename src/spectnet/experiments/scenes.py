@@ -176,8 +176,8 @@ class Scenes(Task):
         if run.kind == "static":
             budget, static = self.budget.static, self.section.static
             # the frozen front-end is a quarter of a step (bench/scenes.py): computed once
-            return StageSettings(budget.epochs, budget.batch_size, budget.steps_per_epoch,
-                                 lr=static.lr, lr_decay=static.lr_decay,
+            return StageSettings(self.epochs(run, budget), budget.batch_size,
+                                 budget.steps_per_epoch, lr=static.lr, lr_decay=static.lr_decay,
                                  lr_schedule="constant" if static.lr_decay == 1 else "exponential",
                                  warmup_steps=static.warmup_steps, patience=budget.patience,
                                  cache_frontend=True, **common)

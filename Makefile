@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup reproduce sync test bench lock clean-env
+.PHONY: setup reproduce pull sync experiments test bench lock clean-env
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 reproduce: setup          ## run the whole workflow (data → ... → tables and figures)
 	snakemake --cores all
 
+pull: setup               ## a collaborator: `dvc pull` what dvc.lock records, then `make sync`
+	spectnet workflow pull
+
 sync: setup               ## after `dvc pull`: verify the data with DVC, then mark them done for Snakemake
 	spectnet workflow sync
+
+experiments: setup        ## compare experiments: the active scale's params, the headline metrics
+	spectnet workflow experiments
 
 test: setup               ## run the test suite
 	$(PY) -m pytest

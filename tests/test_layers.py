@@ -20,8 +20,9 @@ side meet in ``datasets``, whose example-store reader training reads from::
        └─ segmentation ─ preprocessing ─ datasets
     base: below every layer
 
-``config`` is config.py and params.py, ``functional`` functional.py and _recursive.py,
-``base`` errors, atomic, runtime, parallel and the package's ``__init__``.
+``workflow`` is workflow.py and sources.py, ``config`` config.py and params.py,
+``functional`` functional.py and _recursive.py, ``base`` errors, atomic, runtime, parallel
+and the package's ``__init__``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ STANDS_ON: dict[str, set[str]] = {
 #: The top-level modules and folders of each layer (``__init__``: the package itself).
 MEMBERS: dict[str, set[str]] = {
     "cli": {"cli"},
-    "workflow": {"workflow"},
+    "workflow": {"workflow", "sources"},
     "prediction": {"prediction"},
     "export": {"export"},
     "experiments": {"experiments"},

@@ -106,6 +106,11 @@ def test_grid_and_stage_settings_follow_params_and_scale():
     assert learnable.train_frontend and (learnable.lr, learnable.frontend_lr) == (
         params.scenes.learnable.lr, params.scenes.learnable.frontend_lr)
     assert {**vars(control), "train_frontend": True} == vars(learnable)
+    # grid_epochs shortens the runs outside the learnable comparison, only them
+    short = Scenes(Params.from_dict(validate_params(
+        {"scales": {"quick": {"scenes": {"grid_epochs": 1}}}}, partial=True)), ".")
+    assert [short.stage_settings(short.parse_run(n), cpu).epochs for n in (
+        "static-16", "static-46", "static-46-control")] == [1, static.epochs, learnable.epochs]
     full = Scenes(Params.from_dict(validate_params({"scale": "full"})), ".")
     assert full.folds() == [1, 2, 3, 4]
     assert full.stage_settings(full.parse_run("static-46"), cpu).batch_size == 64  # the paper's

@@ -180,6 +180,27 @@ def test_training_lowers_the_loss_and_overfits_a_small_subset(train_set, tmp_pat
     assert not np.allclose(before, predict_proba(model, subset))
 
 
+def test_a_cached_frozen_front_end_trains_the_same_model(train_set, tmp_path):
+    subset = train_set.subset(np.arange(len(train_set)) < 48)
+    results = []
+    for cache in (False, True):
+        torch.manual_seed(0)
+        model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                             "sample_rate": 1000, "frontend": {"n_filters": 4}})
+        stage = StageSettings(epochs=2, batch_size=12, steps_per_epoch=3, sampler="shuffled",
+                              eval_batch_size=16, cache_frontend=cache)
+        results.append(train_stage(model, stage, subset, subset, lambda probs, ex: {
+            "macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}, seed=0,
+            work_dir=tmp_path / str(cache), progress=False))
+    plain, cached = results
+    assert plain.best_state.keys() == cached.best_state.keys()
+    for key in plain.last_state:
+        torch.testing.assert_close(cached.last_state[key], plain.last_state[key],
+                                   rtol=1e-4, atol=1e-5)
+    assert [r["train_loss"] for r in cached.history] == pytest.approx(
+        [r["train_loss"] for r in plain.history], rel=1e-4)
+
+
 def test_warm_up_ramps_the_rate_and_patience_stops_early(train_set, tmp_path):
     picked = np.r_[np.flatnonzero(train_set.labels.numpy() == 0)[:8],
                    np.flatnonzero(train_set.labels.numpy() == 1)[:8]]

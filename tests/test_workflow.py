@@ -23,7 +23,8 @@ from helpers_workflow import (BIN, clone, commit, dvc, make_esc10_subset, make_p
                               snakemake)
 from spectnet.cli import main
 from spectnet.params import STEP_PARAMS, load_params, params_slice, step_keys
-from spectnet.workflow import Job, WorkflowError, dvc_stage, stage_name, sync, write_dvc_yaml
+from spectnet.workflow import (Job, WorkflowError, dvc_stage, stage_name, sync,
+                               write_dvc_yaml, write_headline_metrics)
 
 DATA_RULES = {"fetch_physionet", "preprocess_physionet", "segment_physionet",
               "plot_segmentation_physionet"}
@@ -69,8 +70,12 @@ def test_each_dvc_stage_runs_its_snakemake_job_with_the_same_files_and_params():
         # The rule's command template follows, so editing it changes the stage's cmd.
         assert comment.startswith(f"{rule}: spectnet ")
         _, smk_params = split_command(job["shell"])
-        assert json.loads(smk_params) == params_slice(config, rule, wildcards)
-        assert stage.get("params", []) == step_keys(config, rule, wildcards)
+        if rule in STEP_PARAMS:
+            assert json.loads(smk_params) == params_slice(config, rule, wildcards)
+        else:                                   # a step that reads no parameters
+            assert smk_params is None and "params" not in stage
+        assert stage.get("params", []) == (step_keys(config, rule, wildcards)
+                                           if rule in STEP_PARAMS else [])
         for kind in ("outs", "metrics", "plots"):
             for out in stage.get(kind, []):
                 (path, options), = out.items()
@@ -98,10 +103,11 @@ def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
     assert stage["params"] == ["scale", "scales.quick.heart_sounds", "heart_sounds.static"]
     assert stage["deps"] == ["data/processed/beats", "src/spectnet/training.py"]
     assert stage["outs"] == [{"models/static/seed3/model.pt": {"persist": True}},
+                             {"results/static/seed3/metrics.json": {"cache": False,
+                                                                    "persist": True}},
                              {"results/static/seed3/table.csv": {"cache": False,
                                                                  "persist": True}}]
-    assert stage["metrics"] == [{"results/static/seed3/metrics.json": {"cache": False,
-                                                                       "persist": True}}]
+    assert "metrics" not in stage          # DVC's one metrics file is the headline one
     assert list(stage["plots"][0]) == ["results/static/seed3/curves"]
     assert stage["cmd"].startswith("snakemake --force --no-hooks --allowed-rules train -- "
                                    "models/static/seed3/model.pt results/static/seed3/")
@@ -109,6 +115,34 @@ def test_stage_of_a_wildcard_job_with_a_scale_dependent_slice(monkeypatch):
     other = Job(**{**job.__dict__, "params_json": json.dumps({"scale": "quick"})})
     with pytest.raises(WorkflowError, match=r"rule train: its params.config is not the slice"):
         dvc_stage(other, params)
+
+
+def test_headline_metrics_average_each_run_and_name_a_file_that_is_not_one(tmp_path):
+    def evaluation(name, run, task, levels, metrics, **more):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"task": task, "run": run, "levels": levels,
+                                    "metrics": metrics, "ci": {"x": 1}, **more}))
+        return path
+    heart = {"recording": {"macc": 0.6, "sensitivity": 0.5, "specificity": 0.7},
+             "beat": {"accuracy": 0.9}}
+    levels = ["recording", "beat"]
+    task = "physionet2016-heart-sounds"
+    files = [evaluation("h1", "static-4", task, levels, heart, seed=1),
+             evaluation("h2", "static-4", task, levels,
+                        {**heart, "recording": {**heart["recording"], "macc": 0.8}}, seed=2),
+             evaluation("s1", "static-46", "acoustic-scenes", ["clip", "unit"],
+                        {"clip": {"accuracy": 0.5, "macc": 0.7, "f1": 0.1},
+                         "unit": {"accuracy": 0.4}}, fold=1)]
+    out = tmp_path / "results" / "metrics.json"
+    headline = write_headline_metrics(files, out)
+    assert json.loads(out.read_text()) == headline == {
+        "heart_sounds": {"static-4": {"macc": pytest.approx(0.7), "sensitivity": 0.5,
+                                      "specificity": 0.7}},
+        "scenes": {"static-46": {"accuracy": 0.5, "macc": 0.7}}}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"run": "static-4"}')
+    with pytest.raises(WorkflowError, match=rf"{bad}: not an evaluation's metrics file"):
+        write_headline_metrics([*files, bad], out)
 
 
 def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_path):
@@ -136,7 +170,7 @@ def test_new_wildcard_rules_get_one_stage_per_job_without_a_hand_kept_list(tmp_p
     assert set(stages) == set(before) | {
         "demo--part-a--draw-draw1", "demo--part-a--draw-draw2", "demo--part-b_c--draw-draw1",
         "demo--part-b_c--draw-draw2"}
-    assert stages["demo--part-b_c--draw-draw2"]["metrics"] == [
+    assert stages["demo--part-b_c--draw-draw2"]["outs"] == [
         {"results/demo/b.c/draw2.json": {"cache": False, "persist": True}}]
     assert stages["plot_segmentation_physionet"]["params"] == ["segmentation.plot_records"]
     # The same jobs as Snakemake's own dry run of the whole DAG.
@@ -288,15 +322,18 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     # The problem sync solves: checked-out files carry arbitrary modification times.
     assert not nothing_to_do(root)
     proc = run(BIN / "spectnet", "workflow", "sync", cwd=root)
-    assert "DVC verified the data against dvc.lock" in proc.stdout
-    steps = len(dvc_stages(root)) + 1
-    assert f"{steps} of {steps} steps (100%) done" in proc.stdout
+    stages = len(dvc_stages(root))
+    assert (f"DVC verified the data against dvc.lock (every file hashed, the cache's objects "
+            f"checked): {stages} of {stages} stages match and are marked up to date"
+            ) in proc.stdout
+    assert "do not match" not in proc.stdout
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
     # Snakemake now knows each job's params: an edit reruns exactly what reads the key and
     # what depends on it, and DVC's status names the stages that read it (the stages
     # downstream rerun when its output changes, as in Snakemake).
     training = set().union(*(rules_of(dvc_stages(root))[r] for r in HEART_TRAINING_RULES))
-    heart_downstream = {"evaluate_physionet", "table2_physionet", "figures_physionet"}
+    heart_downstream = {"evaluate_physionet", "table2_physionet", "figures_physionet",
+                        "headline_metrics"}
     set_params(root, preprocess__lowpass_hz=300)
     assert set(rules_of(planned_jobs(cwd=root))) - {"all"} == {
         "preprocess_physionet", "segment_physionet", "plot_segmentation_physionet",
@@ -312,7 +349,7 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
     set_params(root, beats__beat_length=2500, heart_sounds__learnable__frontend_lr=0.02)
     assert set(planned_jobs(cwd=root)) == {
         "train_learnable_physionet--n-16--seed-1", "evaluate_physionet--run-learnable-16--seed-1",
-        "table2_physionet", "figures_physionet", "all"}
+        "table2_physionet", "figures_physionet", "headline_metrics", "all"}
     assert stages_to_rerun(root) == {"train_learnable_physionet--n-16--seed-1"}
     static = (root / "models/physionet2016/static-16/seed1/best.pt").read_bytes()
     snakemake("--cores", "2", cwd=root)
@@ -332,21 +369,57 @@ def test_pull_then_sync_leaves_both_tools_nothing_to_do(origin, tmp_path):
 
 
 @pytest.mark.slow
-def test_sync_refuses_data_that_do_not_match_the_lock(origin, tmp_path, monkeypatch, capsys):
-    root = pulled_clone(origin, tmp_path / "corrupt")
+def test_sync_marks_what_matches_and_names_the_rest(origin, tmp_path, monkeypatch, capsys):
+    root = pulled_clone(origin, tmp_path / "changed")
     manifest = root / "data/interim/physionet2016/manifest.csv"
     manifest.write_text(manifest.read_text() + "x\n")
     shutil.rmtree(root / "data/processed/physionet2016-beats")
     monkeypatch.chdir(root)
+    assert main(["workflow", "sync"]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    assert "preprocess_physionet: changed outs: data/interim/physionet2016 (modified)" in out
+    assert "data/processed/physionet2016-beats (deleted)" in out
+    assert ("train_static_physionet--n-4--seed-1: changed deps: "
+            "data/processed/physionet2016-beats (deleted)") in out
+    # Marked: fetch_physionet and the scene stages; Snakemake runs the rest, from
+    # preprocessing on, exactly what dvc status reports plus what depends on it.
+    planned = set(rules_of(planned_jobs(cwd=root))) - {"all"}
+    assert planned == set(rules_of(dvc_stages(root))) - {
+        "fetch_physionet", "fetch_scenes", "preprocess_scenes", "train_static_scenes",
+        "train_learnable_scenes", "evaluate_scenes", "table_scenes"}
+
+
+@pytest.mark.slow
+def test_sync_refuses_a_corrupt_object_in_the_dvc_cache(origin, tmp_path, monkeypatch,
+                                                        capsys):
+    """14 bytes overwritten in a cached object (its size and modification time kept, as
+    with bit rot): `dvc checkout` restores it with exit 0 and `dvc status` then says up to
+    date; sync finds it by its hash and marks nothing."""
+    root = pulled_clone(origin, tmp_path / "corrupt")
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    signals = next(o for o in lock["preprocess_physionet"]["outs"])["md5"]
+    listing = json.loads((root / ".dvc/cache/files/md5" / signals[:2] / signals[2:]).read_text())
+    md5 = next(e["md5"] for e in listing if e["relpath"] == "signals.npy")
+    obj = root / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+    before = obj.stat()
+    obj.chmod(0o644)
+    with open(obj, "r+b") as f:                           # silent corruption: the object's
+        f.seek(1000)                                      # size and time stay as they were
+        f.write(b"\xff" * 14)
+    os.utime(obj, ns=(before.st_atime_ns, before.st_mtime_ns))
+    (root / "data/interim/physionet2016/signals.npy").unlink()
+    dvc("checkout", "-q", cwd=root)                       # exit 0: the corrupt copy is back
+    assert stages_to_rerun(root) == set()                 # and DVC trusts it
+    monkeypatch.chdir(root)
     assert main(["workflow", "sync"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert "the data do not match dvc.lock, so nothing was marked up to date" in err
-    assert "preprocess_physionet: changed outs: data/interim/physionet2016 (modified)" in err
-    assert "data/processed/physionet2016-beats (deleted)" in err
+    assert ("DVC's cache holds objects whose content does not match their hash, so nothing "
+            "was marked up to date") in err
+    assert f"{obj} (data/interim/physionet2016/signals.npy in stage preprocess_physionet)" in err
     metadata = root / ".snakemake" / "metadata"           # nothing recorded as done
     assert not metadata.exists() or not any(metadata.iterdir())
-    assert not nothing_to_do(root)
 
 
 @pytest.mark.slow
@@ -361,25 +434,135 @@ def test_dvc_repro_and_exp_run_leave_snakemake_nothing_to_do(origin, tmp_path):
     assert not (root / "results/physionet2016/figures/segmentation/segmentation-a0001.png"
                 ).exists()
     commit(root, "draw one record")
-    exp = dvc("exp", "run", "-S", "heart_sounds.evaluation.ci_level=0.9", cwd=root).stdout
+    exp = dvc("exp", "run", "-n", "lr", "-S", "heart_sounds.learnable.lr=0.002", "-S",
+              "heart_sounds.evaluation.ci_level=0.9", cwd=root).stdout
     assert "Stage 'fetch_physionet' didn't change, skipping" in exp
-    assert "Running stage 'table2_physionet'" in exp
-    assert "Running stage 'train_static_physionet--n-4--seed-1'" not in exp
-    assert load_params(root / "params.yaml")["heart_sounds"]["evaluation"]["ci_level"] == 0.9
+    evaluations = {f"evaluate_physionet--run-{run}--seed-1" for run, _ in HEART_RUNS_SMOKE}
+    assert {"train_learnable_physionet--n-16--seed-1", "train_control_physionet--n-16--seed-1",
+            *evaluations, "table2_physionet", "figures_physionet", "headline_metrics"} == set(
+        re.findall(r"Running stage '([^']+)'", exp))            # never the static models
+    assert load_params(root / "params.yaml")["heart_sounds"]["learnable"]["lr"] == 0.002
     assert nothing_to_do(root) and stages_to_rerun(root) == set()
-    # dvc exp show lists each run (workspace, commits, the experiment) with its params
-    # and metrics.
+    # `spectnet workflow experiments` (`make experiments`): `dvc exp show` with the params
+    # the stages read at the active scale, no other scale's, and the headline metrics, for
+    # the workspace, the commit and the experiment.
+    shown = run(BIN / "spectnet", "workflow", "experiments", "--", "--csv", cwd=root).stdout
+    header, *rows = shown.splitlines()
+    params = [c for c in header.split(",") if c.startswith("scale")]
+    assert len(rows) == 3 and "scale" in params and "scales.smoke.heart_sounds.seeds" in params
+    assert all(c == "scale" or c.startswith("scales.smoke.") for c in params), params
     table = json.loads(dvc("exp", "show", "--json", cwd=root).stdout)
     runs = [run_ for row in table
             for run_ in [row, *(r for exp in row.get("experiments") or [] for r in exp["revs"])]]
-    listed = []
+    assert len(runs) == 3
+    columns = set()
     for run_ in runs:
         data = run_["data"]
-        listed.append(
-            (data["params"]["params.yaml"]["data"]["heart_sounds"]["evaluation"]["ci_level"],
-             data["metrics"]["results/physionet2016/segmentation.json"]["data"]["beats_total"]))
-    assert {0.9, 0.95} <= {level for level, _ in listed}
-    assert all(isinstance(beats, int) and beats > 0 for _, beats in listed)
+        assert set(data["metrics"]) == {"results/metrics.json"}
+        headline = data["metrics"]["results/metrics.json"]["data"]
+        assert set(headline["heart_sounds"]) == {r for r, _ in HEART_RUNS_SMOKE}
+        assert set(headline["heart_sounds"]["learnable-16"]) == {"macc", "sensitivity",
+                                                                  "specificity"}
+        assert set(headline["scenes"]["static-16"]) == {"accuracy", "macc"}
+        columns |= {f"{task}.{r}.{m}" for task, rs in headline.items() for r, ms in rs.items()
+                    for m in ms}
+    assert len(columns) == 3 * len(HEART_RUNS_SMOKE) + 2 * 3  # scenes: static, control, learnable
+    # `dvc plots diff`: the learning curves of the commit and of the experiment, overlaid.
+    plots = json.loads(dvc("plots", "diff", "HEAD", "lr", "--json", cwd=root).stdout)
+    curve, = plots["data"]["learning-curves-physionet-macc"]
+    rows = curve["content"]["data"]["values"]
+    assert set(curve["revisions"]) == {row["rev"] for row in rows} == {"HEAD", "lr"}
+    learnable = {row["rev"]: [] for row in rows}
+    for row in rows:
+        if row["filename"].endswith("learnable-16/seed1/history.csv"):
+            learnable[row["rev"]].append((row["epoch"], row["loss"]))
+    assert len(learnable["HEAD"]) == len(learnable["lr"]) == 2     # two epochs each,
+    assert learnable["HEAD"] != learnable["lr"]                      # another training
+
+
+#: The heart-sound runs of the smoke grid (one seed).
+HEART_RUNS_SMOKE = [(run, 1) for run in ("static-4", "static-8", "static-16", "learnable-16",
+                                         "static-16-control", "gammatone-1d", "gammatone-2d")]
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_the_same_command_again_and_a_collaborator_gets_what_ran(origin,
+                                                                            tmp_path):
+    """Ctrl-C during `snakemake --cores all`: Snakemake waits for the running job, which
+    finishes after the interrupt and is marked incomplete, not recorded in DVC; the jobs
+    that finished before are. The next run reruns the incomplete job and what follows,
+    and a collaborator who pulls what was pushed has exactly those jobs left."""
+    import signal
+    import subprocess
+    import time
+    from helpers_workflow import ENV
+    owner = pulled_clone(origin, tmp_path / "owner")
+    sync(owner)
+    set_params(owner, heart_sounds__learnable__lr=0.002)
+    commit(owner, "another learning rate")
+    before = yaml.safe_load((owner / "dvc.lock").read_text())["stages"]
+    training = "train_learnable_physionet--n-16--seed-1"
+    evaluation = "evaluate_physionet--run-learnable-16--seed-1"
+    log = owner / "logs/physionet2016/evaluate/learnable-16-seed1.log"
+    log.unlink(missing_ok=True)
+    proc = subprocess.Popen([BIN / "snakemake", "--cores", "2"], cwd=owner, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not log.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)                # Ctrl-C (`kill -INT`) while it evaluates
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode != 0 and "Terminating processes on user request" in out, out
+    lock = yaml.safe_load((owner / "dvc.lock").read_text())["stages"]
+    assert lock[training] != before[training]                  # finished before: recorded
+    assert (owner / "results/physionet2016/runs/learnable-16/seed1.json").exists()
+    assert lock[evaluation] == before[evaluation]              # finished after: not recorded
+    left = {evaluation, "table2_physionet", "figures_physionet", "headline_metrics", "all"}
+    assert set(planned_jobs(cwd=owner)) == left                # no IncompleteFilesException
+    dvc("push", "-q", cwd=owner)
+    commit(owner, "part of a run")
+    collaborator = pulled_clone(owner, tmp_path / "collaborator")
+    result = sync(collaborator)
+    assert training in result.marked and evaluation not in result.marked
+    assert set(planned_jobs(cwd=collaborator)) == left         # nothing pushed runs again
+    snakemake("--cores", "2", cwd=owner)                       # the same command again
+    assert nothing_to_do(owner) and stages_to_rerun(owner) == set()
+
+
+@pytest.mark.slow
+def test_a_scale_change_leaves_no_hashes_of_the_other_scale_in_the_lock(origin, tmp_path):
+    """A fresh clone (nothing pulled) switched to another scale runs part of the DAG and
+    shares it through its own remote: its dvc.lock must not keep the smoke scale's hashes
+    for the stages not reached, which it never had (push would warn of missing objects,
+    and a collaborator's pull would fail)."""
+    owner = clone(origin, tmp_path / "owner")
+    tiny = {"epochs": 1, "batch_size": 24, "steps_per_epoch": 1}
+    set_params(owner, scale="quick", scales__quick__heart_sounds__static=tiny,
+               scales__quick__heart_sounds__bootstrap=20)
+    evaluated = "results/physionet2016/runs/static-4/seed1.json"
+    proc = snakemake("--cores", "2", "plot_segmentation_physionet", "preprocess_scenes",
+                     evaluated, cwd=owner)
+    assert "dvc.yaml was not the one the Snakefile gives at the quick scale: rewritten" \
+        in proc.stdout
+    assert write_dvc_yaml(owner, check=True)
+    lock = yaml.safe_load((owner / "dvc.lock").read_text())["stages"]
+    scales = {name: (entry.get("params") or {}).get("params.yaml", {}).get("scale")
+              for name, entry in lock.items()}
+    assert set(scales.values()) == {None, "quick"}, scales
+    assert {"train_static_physionet--n-4--seed-1", "evaluate_physionet--run-static-4--seed-1"
+            } <= set(lock)
+    dvc("remote", "add", "-f", "-d", "own", tmp_path / "own-remote", cwd=owner)
+    pushed = dvc("push", cwd=owner).stdout
+    assert "missing" not in pushed.lower(), pushed
+    commit(owner, "quick, part of it")
+    collaborator = clone(owner, tmp_path / "collaborator")
+    # What dvc.lock records is all on the remote. (Plain `dvc pull` would still exit 1, on
+    # the outputs of the stages not run yet, which dvc.lock has no hash for.)
+    proc = run(BIN / "spectnet", "workflow", "pull", cwd=collaborator)
+    assert f"{len(lock) - 1} of {len(dvc_stages(collaborator))} stages match" in proc.stdout
+    assert "headline_metrics: changed deps" in proc.stdout     # static-4 has a new result
+    assert "train_static_physionet--n-16--seed-1: not in dvc.lock" in proc.stdout
+    assert set(planned_jobs(cwd=collaborator)) == set(planned_jobs(cwd=owner))
 
 
 # ------------------------------------------------------------------------ SLURM
@@ -420,6 +603,7 @@ def test_the_pipeline_through_the_slurm_profile_equals_the_local_run(origin, slu
         r"submitted with SLURM jobid \d+ \(log: \S+/rule_(\w+)/(?:\S+/)?\d+\.log", proc.stdout)
     expected = DATA_RULES | {"train_static_physionet", "evaluate_physionet"}
     assert sorted(submitted) == sorted(expected), proc.stdout   # each job a SLURM job
+    assert "SLURM account" not in proc.stdout and "sacct" not in proc.stdout  # no -A guess
     # The same outputs as the local run: the data steps' and the evaluation's byte for byte
     # (each run's DVC record hashes every output), the model the same weights and history
     # (its directory also records how long training took).

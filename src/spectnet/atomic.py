@@ -12,6 +12,10 @@ name: either the old content (or nothing) or the complete new content is visible
 - :func:`atomic_dir` — the same for a whole directory tree (built in a temporary sibling
   directory, then swapped into place with :func:`replace_dir`).
 
+A full disk (``ENOSPC``, or a quota) while writing gives a
+:class:`~spectnet.errors.NoSpaceError` naming the final path, after the temporary output
+is removed.
+
 A run killed with SIGKILL (or by a power cut) cannot clean up, so its temporary siblings
 stay behind. Their names record the host and the process id of the run that made them
 (``.<stem>.<tag>-<host>-<pid>-<token><suffix>``), and :func:`temp_sibling` — hence every
@@ -32,6 +36,8 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from spectnet.errors import NoSpaceError
 
 __all__ = [
     "atomic_output",
@@ -190,8 +196,10 @@ def atomic_output(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterat
         os.replace(tmp, final)
         if fsync:
             _fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
         remove_path(tmp)
+        if NoSpaceError.caused(exc):
+            raise NoSpaceError(final) from None
         raise
 
 
@@ -258,6 +266,8 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         replace_dir(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         remove_path(tmp)
+        if NoSpaceError.caused(exc):
+            raise NoSpaceError(final) from None
         raise

@@ -64,12 +64,38 @@ def cmd_workflow_dvc_yaml(args) -> None:
     print("dvc.yaml is current" if current else "dvc.yaml written")
 
 
+def cmd_workflow_pull(args) -> None:
+    from spectnet.workflow import pull
+    _print_sync(pull("."))
+
+
 def cmd_workflow_sync(args) -> None:
     """After `dvc pull`: verify the data with DVC and mark them done for Snakemake."""
     from spectnet.workflow import sync
-    for line in sync("."):
-        print(line)
-    print("DVC verified the data against dvc.lock; Snakemake's records are up to date")
+    _print_sync(sync("."))
+
+
+def _print_sync(result) -> None:
+    total = len(result.marked) + len(result.not_marked)
+    print(f"DVC verified the data against dvc.lock (every file hashed, the cache's objects "
+          f"checked): {len(result.marked)} of {total} stages match and are marked up to "
+          f"date for Snakemake")
+    if result.not_marked:
+        print(f"{len(result.not_marked)} stages do not match and will run:\n  "
+              + "\n  ".join(result.not_marked))
+
+
+def cmd_workflow_experiments(args) -> None:
+    from spectnet.workflow import show_experiments
+    dvc_args = args.dvc_args[1:] if args.dvc_args[:1] == ["--"] else args.dvc_args
+    if status := show_experiments(".", dvc_args):
+        raise SpectNetError(f"`dvc exp show` failed (exit status {status})")
+
+
+def cmd_workflow_metrics(args) -> None:
+    from spectnet.workflow import write_headline_metrics
+    headline = write_headline_metrics(args.runs, args.out)
+    log.info("headline metrics of %d runs -> %s", sum(map(len, headline.values())), args.out)
 
 
 def cmd_physionet_fetch(args) -> None:
@@ -327,13 +353,37 @@ def build_parser() -> argparse.ArgumentParser:
              "rule, or after editing `scale` (which changes the set of jobs).")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 naming the stages if dvc.yaml is not current")
+    step(wsub, "pull", cmd_workflow_pull,
+             "`dvc pull` what dvc.lock records, then `sync`",
+             "For a collaborator: `dvc pull` of every stage dvc.lock records (plain `dvc "
+             "pull` also tries the outputs of stages not recorded yet, after a run that "
+             "stopped part-way, and exits 1 on them), then what `sync` does.")
     step(wsub, "sync", cmd_workflow_sync,
          "after `dvc pull`: verify the data with DVC, then bring Snakemake up to date",
          "After `dvc pull` (or `dvc checkout`, `dvc exp apply`): check that dvc.yaml is "
-         "current and that DVC finds every output equal to dvc.lock, and only then mark "
-         "them up to date for Snakemake (`snakemake --touch`), so that neither `dvc "
-         "status` nor `snakemake -n` has anything to do. Refuses, naming the stages and "
-         "files that differ, and touches nothing, if the data do not match.")
+         "current and that the DVC cache's objects hash to their names, let DVC hash every "
+         "output again and compare it with dvc.lock, then mark exactly the stages that "
+         "match (and whose upstream stages match) up to date for Snakemake (`snakemake "
+         "--touch`), so that `snakemake -n` runs only the others, which are listed with "
+         "what differs. A corrupt cache object marks nothing.")
+
+    p = step(wsub, "experiments", cmd_workflow_experiments,
+             "`dvc exp show` of the active scale's params and the headline metrics",
+             "Compare experiments: `dvc exp show --param-deps` (the params the stages read) "
+             "without the other scales' budgets, and DVC's one metrics file (the headline "
+             "metrics of every run). Arguments after `--` go to `dvc exp show`.")
+    p.add_argument("dvc_args", nargs=argparse.REMAINDER, metavar="DVC_ARGS",
+                   help="after `--`: passed to `dvc exp show` (e.g. -- --csv)")
+
+    p = step(wsub, "metrics", cmd_workflow_metrics,
+             "the headline metrics of every run, for `dvc exp show` and `dvc metrics diff`",
+             "Average the headline numbers of each evaluated run over its seeds (and folds): "
+             "recording-level MAcc, sensitivity and specificity for the heart sounds, "
+             "clip-level accuracy and MACC for the scenes. Writes OUT (JSON), DVC's one "
+             "metrics file.")
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_JSON",
+                   help="metrics files of `physionet evaluate` / `scenes evaluate`")
+    p.add_argument("--out", required=True, type=Path, help="the JSON file to write")
 
     physionet = sub.add_parser("physionet", help="PhysioNet/CinC 2016 heart-sound data steps",
                                description="Acquire and prepare the PhysioNet 2016 data.")

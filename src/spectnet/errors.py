@@ -7,8 +7,11 @@ a traceback, while genuine bugs (``TypeError`` etc.) still surface with a traceb
 
 from __future__ import annotations
 
+import errno
+import shutil
 from collections.abc import Iterable
 from os import PathLike
+from pathlib import Path
 
 __all__ = [
     "SpectNetError",
@@ -18,6 +21,7 @@ __all__ = [
     "ArchiveError",
     "UnsafeArchiveError",
     "CorruptArchiveError",
+    "NoSpaceError",
     "Problem",
 ]
 
@@ -104,3 +108,32 @@ class UnsafeArchiveError(ArchiveError):
 
 class CorruptArchiveError(ArchiveError):
     """An archive is not a valid zip file, or a member fails its CRC check."""
+
+
+class NoSpaceError(SpectNetError):
+    """The filesystem that an output goes to is full (or the user's quota is spent).
+
+    Raised in place of ``OSError: [Errno 28]`` (and of torch's ``unexpected pos`` error,
+    which hides it) by the writers of :mod:`spectnet.atomic`, which have removed their
+    temporary files by then: the output's previous content, if any, is unchanged.
+    """
+
+    #: The errors that mean "no space": disk full, quota exceeded.
+    ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = Path(path)
+        where = next((p for p in (self.path, *self.path.parents) if p.exists()), Path("/"))
+        free = shutil.disk_usage(where).free / 2**20
+        super().__init__(f"{self.path}: no space left on device ({free:.1f} MiB free there); "
+                         f"nothing was written, its previous content (if any) is unchanged; "
+                         f"free some space and run the step again")
+
+    @classmethod
+    def caused(cls, exc: BaseException) -> bool:
+        """Whether ``exc`` (or an exception it was raised from) means "no space"."""
+        while exc is not None:
+            if isinstance(exc, cls) or isinstance(exc, OSError) and exc.errno in cls.ERRNOS:
+                return True
+            exc = exc.__cause__ or exc.__context__
+        return False

@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from spectnet.config import Params
 from spectnet.errors import SpectNetError
 
-__all__ = ["Run", "parse_run", "BASELINES", "heart_sound_runs", "scene_runs", "run_seeds",
+__all__ = ["Run", "parse_run", "BASELINES", "heart_sound_runs", "scene_runs", "in_comparison",
+           "run_seeds",
            "heart_sound_jobs", "scene_jobs", "trained_frontend_runs",
            "heart_sound_figure_names", "scene_figure_names"]
 
@@ -86,15 +87,19 @@ def scene_runs(params: Params) -> list[str]:
     return _stage_runs(params.scenes.frontend.n_filters, params.scenes.learnable.n_filters)
 
 
-def run_seeds(name: str, seeds, comparison_seeds, learnable_filters) -> tuple[int, ...]:
-    """The seeds of a run: ``comparison_seeds`` for the runs of a learnable comparison
-    (``static-N``, ``learnable-N``, ``static-N-control`` for N in ``learnable_filters``),
-    ``seeds`` for the rest of the grid."""
+def in_comparison(name: str, learnable_filters) -> bool:
+    """Whether a run belongs to a learnable comparison: ``static-N``, ``learnable-N`` and
+    ``static-N-control`` for N in ``learnable_filters`` (the rest of the grid does not)."""
     run = parse_run(name)
-    in_comparison = run.kind != "static" or run.n_filters in learnable_filters
     if run.kind in BASELINES:
-        in_comparison = False
-    return tuple(comparison_seeds if in_comparison else seeds)
+        return False
+    return run.kind != "static" or run.n_filters in learnable_filters
+
+
+def run_seeds(name: str, seeds, comparison_seeds, learnable_filters) -> tuple[int, ...]:
+    """The seeds of a run: ``comparison_seeds`` for the runs of a learnable comparison,
+    ``seeds`` for the rest of the grid."""
+    return tuple(comparison_seeds if in_comparison(name, learnable_filters) else seeds)
 
 
 def heart_sound_jobs(params: Params) -> list[tuple[str, int]]:

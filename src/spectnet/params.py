@@ -58,6 +58,7 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "plot_segmentation_physionet": ("segmentation.plot_records",),
     "train_static_physionet": (
         *_HEART_TRAINING, "scales.{scale}.heart_sounds.static",
+        "scales.{scale}.heart_sounds.grid_epochs",
         "scales.{scale}.heart_sounds.dropout", *_HEART_FRONTEND, "heart_sounds.resnet",
         "heart_sounds.static", *_HEART_INPUT),
     "train_learnable_physionet": (
@@ -66,6 +67,7 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
     "train_control_physionet": (*_HEART_TRAINING, *_HEART_STAGE2, *_HEART_INPUT),
     "train_baseline_physionet": (
         *_HEART_TRAINING, "scales.{scale}.heart_sounds.baselines",
+        "scales.{scale}.heart_sounds.grid_epochs",
         "scales.{scale}.heart_sounds.dropout", *_HEART_FRONTEND, "heart_sounds.baselines",
         *_HEART_INPUT),
     "evaluate_physionet": (
@@ -89,7 +91,8 @@ STEP_PARAMS: dict[str, tuple[str, ...]] = {
                           "scenes.on_bad_clip"),
     # N, fold and seed come from the job; the model files record the unit store's settings
     "train_static_scenes": (
-        *_SCENE_TRAINING, "scales.{scale}.scenes.static", "scenes.static", *_SCENE_FRONTEND),
+        *_SCENE_TRAINING, "scales.{scale}.scenes.static", "scales.{scale}.scenes.grid_epochs",
+        "scenes.static", *_SCENE_FRONTEND),
     "train_learnable_scenes": (
         *_SCENE_TRAINING, *_SCENE_STAGE2,
         *(f"scenes.learnable.{k}" for k in _FRONTEND_LEARNING)),

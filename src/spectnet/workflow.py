@@ -4,7 +4,7 @@ The design, and why:
 
 - **One DAG.** ``dvc.yaml`` holds one stage per job of the Snakemake DAG (wildcard jobs
   included, e.g. one stage per seed), written by ``spectnet workflow dvc-yaml`` from the
-  Snakefile: its deps are the job's inputs (data and the code files the rule lists), its
+  Snakefile: its deps are the job's inputs (data and the sources its command runs), its
   params the keys of ``spectnet.params.STEP_PARAMS`` the rule reads, its outs the job's
   outputs. A test checks that the committed file is current.
 - **Snakemake is the one executor.** A stage's command runs its job through Snakemake
@@ -21,14 +21,24 @@ The design, and why:
   stage Snakemake did not rerun is never marked current. Not after ``--touch`` (nothing
   ran) and not inside a DVC stage (``--no-hooks``: DVC records the stage itself).
 - **Sharing.** After ``dvc pull`` (or ``dvc checkout``, ``dvc exp apply``) the data carry
-  new modification times and Snakemake wants to rerun everything. :func:`sync` first lets
-  DVC verify that every output matches ``dvc.lock`` and refuses, naming what differs, if
-  one does not; only then does it bring Snakemake's records up to date
-  (``snakemake --touch``).
+  new modification times and Snakemake wants to rerun everything. :func:`sync` checks
+  the cache's objects against their hashes, lets DVC compare every stage with dvc.lock by
+  hashing every file again, and brings Snakemake's records up to date (``snakemake
+  --touch``) for exactly the stages that match (and whose upstream stages match); it
+  names the others, which then run. A corrupt cache object marks nothing.
+- **dvc.lock holds this workflow's results only.** Recording a run drops the entries of
+  stages dvc.yaml no longer has and, after a scale change, those of the other scale
+  (:func:`prune_lock`), and rewrites dvc.yaml if it was generated for another scale.
+- **Comparing experiments.** DVC's one metrics file is the headline metrics of every run
+  (:func:`write_headline_metrics`); every training run's ``history.csv`` is a declared
+  plot (:func:`learning_curves`), so ``dvc plots diff`` overlays two experiments.
+- **Code inputs.** A rule's code inputs are the sources its command runs, from the import
+  graph (:mod:`spectnet.sources`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -42,7 +52,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from spectnet.errors import SpectNetError
-from spectnet.params import STEP_PARAMS, params_slice, step_keys
+from spectnet.params import STEP_PARAMS, load_params, params_slice, step_keys
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,15 @@ DVC_YAML_HEADER = """\
 #: Outputs under results/ are small and kept in git: DVC hashes them but does not cache them.
 RESULTS_DIR = "results/"
 IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg", ".gif"}
+#: DVC's one metrics file: the headline numbers of every run (`spectnet workflow metrics`),
+#: so that `dvc exp show` and `dvc metrics diff` compare those; each run's JSON (intervals,
+#: per-subset and per-class metrics, confusion matrices) is an ordinary output.
+HEADLINE_METRICS = "results/metrics.json"
+#: A training step writes its learning curve here, one row per epoch (`epoch` and the
+#: selection-set metrics): declared as DVC plots, so `dvc plots diff` overlays experiments.
+HISTORY = "history.csv"
+#: The learning curves plotted per task: (column, title).
+CURVES = (("macc", "selection-set MAcc"), ("loss", "selection-set loss"))
 
 
 class WorkflowError(SpectNetError):
@@ -152,7 +171,7 @@ def _out_entry(path: str, is_dir: bool) -> tuple[str, dict]:
     if not path.startswith(RESULTS_DIR):
         return "outs", {path: {"persist": True}}
     options = {"cache": False, "persist": True}
-    if path.endswith(".json"):
+    if path == HEADLINE_METRICS:
         return "metrics", {path: options}
     if is_dir or Path(path).suffix.lower() in IMAGE_SUFFIXES:
         return "plots", {path: options}
@@ -194,16 +213,60 @@ def dvc_stage(job: Job, params: Mapping[str, Any]) -> dict:
     return stage
 
 
+def learning_curves(jobs: Iterable[Job]) -> list[dict]:
+    """dvc.yaml's top-level plots: per task (`spectnet TASK train`) and curve, the
+    training runs' histories in one plot, so that `dvc plots diff` overlays experiments."""
+    runs: dict[str, list[str]] = {}
+    for job in jobs:
+        command = (job.shell or "").split()
+        if command[:1] == ["spectnet"] and command[2:3] == ["train"]:
+            runs.setdefault(command[1], []).extend(
+                f"{path}/{HISTORY}" for path, is_dir in job.outputs if is_dir)
+    return [{f"learning-curves-{task}-{column}": {
+                "title": f"{task}: {title} per epoch", "template": "linear", "x": "epoch",
+                "y": {path: column for path in sorted(paths)}}}
+            for task, paths in sorted(runs.items()) for column, title in CURVES]
+
+
 def dvc_yaml_text(jobs: Iterable[Job], params: Mapping[str, Any]) -> str:
     """The generated dvc.yaml."""
+    jobs = list(jobs)
     stages: dict[str, dict] = {}
     for job in jobs:
         if job.stage in stages:
             raise WorkflowError(f"two jobs map to the DVC stage {job.stage!r}")
         stages[job.stage] = dvc_stage(job, params)
-    body = yaml.safe_dump({"stages": stages}, sort_keys=False, width=10_000,
-                          default_flow_style=False)
+    body = yaml.safe_dump({"stages": stages, "plots": learning_curves(jobs)}, sort_keys=False,
+                          width=10_000, default_flow_style=False)
     return DVC_YAML_HEADER + body
+
+
+def write_headline_metrics(run_files: Iterable[str | Path], out: str | Path) -> dict:
+    """The headline numbers of each run, averaged over its seeds (and folds): for the heart
+    sounds recording-level MAcc, sensitivity and specificity; for the scenes clip-level
+    accuracy and MACC. Read from the evaluations' JSON files; written to ``out``.
+
+    Returns:
+        ``{task: {run: {metric: mean}}}``, as written.
+    """
+    from spectnet.atomic import atomic_write_text
+    values: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for path in run_files:
+        try:
+            run = json.loads(Path(path).read_text())
+            metrics = run["metrics"][run["levels"][0]]  # the group level: recordings, clips
+            task, keys = (("scenes", ("accuracy", "macc")) if run["task"] == "acoustic-scenes"
+                          else ("heart_sounds", ("macc", "sensitivity", "specificity")))
+            for key in keys:
+                values.setdefault(task, {}).setdefault(run["run"], {}).setdefault(
+                    key, []).append(float(metrics[key]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise WorkflowError(f"{path}: not an evaluation's metrics file ({exc})") from None
+    headline = {task: {run: {k: sum(v) / len(v) for k, v in sorted(keys.items())}
+                       for run, keys in sorted(runs.items())}
+                for task, runs in sorted(values.items())}
+    atomic_write_text(out, json.dumps(headline, indent=2) + "\n")
+    return headline
 
 
 def write_dvc_yaml(workdir: str | Path = ".", check: bool = False) -> bool:
@@ -227,6 +290,7 @@ def write_dvc_yaml(workdir: str | Path = ".", check: bool = False) -> bool:
                             f"`spectnet workflow dvc-yaml` and commit it")
     from spectnet.atomic import atomic_write_text
     atomic_write_text(path, text)
+    prune_lock(workdir)
     return False
 
 
@@ -280,11 +344,24 @@ def record_in_dvc(finished_jobs: Iterable, workdir: str | Path = ".",
                     "what DVC versions (edit params.yaml, or `dvc exp run -S key=value`, "
                     "to version a variant)", ", ".join(overridden))
         return []
-    declared = (yaml.safe_load((workdir / "dvc.yaml").read_text()) or {}).get("stages", {})
+    declared, _ = _dvc_files(workdir)
+    scale = load_params(workdir / "params.yaml")["scale"]
+    other_scale = any(re.match(r"scales\.(?!" + re.escape(scale) + r"\.)", key)
+                      for stage in declared.values() for key in stage.get("params", []))
+    if other_scale or any(n not in declared for n in names):
+        # The scale (or the grid) changed and dvc.yaml did not follow: bring it up to date.
+        proc = _run([_tool("spectnet"), "workflow", "dvc-yaml"], workdir)
+        if proc.returncode == 0:
+            log.warning("dvc.yaml was not the one the Snakefile gives at the %s scale: "
+                        "rewritten (commit it)", scale)
+        declared, _ = _dvc_files(workdir)
     unknown = [n for n in names if n not in declared]
     if unknown:
         log.warning("dvc.yaml has no stage for %s: not recorded in DVC (run `spectnet "
                     "workflow dvc-yaml`, then `dvc commit`)", ", ".join(unknown))
+    if dropped := prune_lock(workdir, scale):
+        log.info("dropped from dvc.lock (no stage of dvc.yaml, or another scale's results): "
+                 "%s", ", ".join(dropped))
     names = [n for n in names if n in declared]
     if names:
         proc = _run([_tool("dvc"), "commit", "--force", "--quiet", *names], workdir)
@@ -295,9 +372,44 @@ def record_in_dvc(finished_jobs: Iterable, workdir: str | Path = ".",
     return names
 
 
-def dvc_status(workdir: str | Path = ".") -> dict:
-    """``dvc status --json``: stage name -> what differs from dvc.lock (empty: clean)."""
-    proc = _run([_tool("dvc"), "status", "--json"], Path(workdir))
+def prune_lock(workdir: str | Path = ".", scale: str | None = None) -> list[str]:
+    """Drop the entries of dvc.lock that describe no result of this workflow: stages that
+    dvc.yaml no longer has and, given ``scale``, stages recorded at another scale (after a
+    scale change, those the new run has not reached). DVC would keep their hashes, so that
+    `dvc push` warns of objects this repository never had and `dvc pull` fails on them;
+    the stages run again anyway (their params changed).
+
+    Returns:
+        the stages dropped.
+    """
+    path = Path(workdir) / "dvc.lock"
+    declared, locked = _dvc_files(Path(workdir))
+    stale = [name for name, entry in locked.items() if name not in declared or scale not in (
+        None, (entry.get("params") or {}).get("params.yaml", {}).get("scale", scale))]
+    if stale:
+        lock = yaml.safe_load(path.read_text())
+        for name in stale:
+            del lock["stages"][name]
+        from spectnet.atomic import atomic_write_text
+        atomic_write_text(path, yaml.safe_dump(lock, sort_keys=False, width=10_000))
+    return stale
+
+
+def _fresh_state_env(directory: str) -> dict:
+    """DVC's environment with an empty state database (in ``directory``): DVC then hashes
+    every file it looks at instead of trusting a hash it remembered for the file's inode,
+    size and modification time (which `dvc checkout` records without hashing)."""
+    import os
+    return {**os.environ, "DVC_SITE_CACHE_DIR": directory}
+
+
+def dvc_status(workdir: str | Path = ".", rehash: bool = False) -> dict:
+    """``dvc status --json``: stage name -> what differs from dvc.lock (empty: clean).
+    With ``rehash``, every file's hash is computed again (:func:`_fresh_state_env`)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="spectnet-dvc-state-") as state:
+        proc = _run([_tool("dvc"), "status", "--json"], Path(workdir),
+                    env=_fresh_state_env(state) if rehash else None)
     if proc.returncode != 0:
         raise WorkflowError(f"`dvc status` failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return json.loads(proc.stdout or "{}")
@@ -324,38 +436,187 @@ def describe_status(status: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def sync(workdir: str | Path = ".") -> list[str]:
-    """Bring Snakemake's records up to date with data DVC has verified (after ``dvc pull``).
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _dvc_files(workdir: Path) -> tuple[dict, dict]:
+    """The stages of dvc.yaml and of dvc.lock."""
+    def stages(name):
+        path = workdir / name
+        return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.exists() else {}
+    return stages("dvc.yaml"), stages("dvc.lock")
+
+
+def corrupt_cache_objects(workdir: str | Path = ".") -> list[str]:
+    """The objects of DVC's cache that dvc.lock's outputs refer to and whose content does
+    not hash to their name, as ``object (path in stage)`` lines. An object that is not
+    there is not checked (``dvc status`` reports its output as not in the cache)."""
+    workdir = Path(workdir)
+    proc = _run([_tool("dvc"), "cache", "dir"], workdir)
+    if proc.returncode != 0:
+        raise WorkflowError(f"`dvc cache dir` failed: {proc.stderr.strip()}")
+    objects = workdir / proc.stdout.strip() / "files" / "md5"
+    declared, locked = _dvc_files(workdir)
+    cached = {next(iter(out)) for stage in declared.values() for out in stage.get("outs", [])
+              if next(iter(out.values())).get("cache", True)}
+    corrupt = []
+
+    def check(md5: str, where: str) -> Path | None:
+        obj = objects / md5[:2] / md5[2:]
+        if obj.is_file() and _md5(obj) != md5.removesuffix(".dir"):
+            corrupt.append(f"{obj} ({where})")
+            return None
+        return obj if obj.is_file() else None
+
+    for name, stage in locked.items():
+        for out in stage.get("outs", []):
+            if out["path"] not in cached or "md5" not in out:
+                continue
+            obj = check(out["md5"], f"{out['path']} in stage {name}")
+            if obj is not None and out["md5"].endswith(".dir"):
+                for entry in json.loads(obj.read_text()):
+                    check(entry["md5"], f"{out['path']}/{entry['relpath']} in stage {name}")
+    return corrupt
+
+
+def _upstream(declared: Mapping[str, dict]) -> dict[str, set[str]]:
+    """Stage -> the stages whose outputs it depends on (directly)."""
+    owner = {next(iter(out)): name for name, stage in declared.items()
+             for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])}
+    return {name: {stage for dep in stage_.get("deps", []) for out, stage in owner.items()
+                   if dep == out or dep.startswith(out + "/")}
+            for name, stage_ in declared.items()}
+
+
+@dataclass
+class SyncResult:
+    """What :func:`sync` marked up to date, and why the other stages were not."""
+    marked: list[str]
+    not_marked: list[str]           # one line per stage: what differs from dvc.lock
+
+
+def sync(workdir: str | Path = ".") -> SyncResult:
+    """Bring Snakemake's records up to date for the data that DVC verifies (after ``dvc
+    pull``): exactly the stages whose data match dvc.lock are marked, the others are
+    reported and will run.
 
     1. dvc.yaml must be the one the Snakefile gives (else DVC's verdict would not cover
        every job);
-    2. ``dvc status`` must report every stage's deps, params and outputs equal to
-       dvc.lock: otherwise nothing is touched and the error names what differs;
-    3. ``snakemake --touch --forceall`` then records every pulled output as Snakemake's
-       own: fresh modification times in DAG order, current params and code.
-
-    Returns:
-        Snakemake's summary line ("N of N steps (100%) done").
+    2. every object of DVC's cache that dvc.lock refers to must hash to its name: a corrupt
+       object refuses the whole sync (``dvc checkout`` copies such an object into the
+       workspace and records it as matching, without hashing it);
+    3. ``dvc status`` with every file hashed again (not DVC's records of modification
+       times) gives the stages whose deps, params or outputs differ from dvc.lock, or
+       that dvc.lock does not hold (a run that stopped part-way);
+    4. the other stages, less those downstream of a stage that differs (Snakemake reruns
+       them anyway), are marked: ``snakemake --touch --forceall`` on their outputs
+       records them as Snakemake's own (fresh modification times in DAG order, current
+       params and code).
 
     Raises:
-        WorkflowError: at the first step that fails, with what to do about it.
+        WorkflowError: dvc.yaml is not current, the cache is corrupt, or DVC or
+            Snakemake fail; nothing is marked then.
     """
     workdir = Path(workdir)
     if not (workdir / ".dvc").is_dir():
         raise WorkflowError(f"{workdir.resolve()}: not a DVC repository (no .dvc/)")
     write_dvc_yaml(workdir, check=True)
-    status = dvc_status(workdir)
-    if status:
+    if corrupt := corrupt_cache_objects(workdir):
         raise WorkflowError(
-            "the data do not match dvc.lock, so nothing was marked up to date:\n  "
-            + "\n  ".join(describe_status(status))
-            + "\n(`dvc pull` fetches what dvc.lock names; `dvc repro` rebuilds it)")
-    # --forceall: every job, not only those whose modification times are out of order,
-    # so that each gets Snakemake's record of its params and code (without one, a later
-    # edit of its params would not rerun it).
-    touch = _run([_tool("snakemake"), "--touch", "--forceall", "--no-hooks", "--cores", "1"],
-                 workdir)
-    if touch.returncode != 0:
-        raise WorkflowError(f"`snakemake --touch` failed:\n{touch.stdout}{touch.stderr}")
-    return [line for line in (touch.stdout + touch.stderr).splitlines()
-            if re.match(r"\d+ of \d+ steps", line)]
+            "DVC's cache holds objects whose content does not match their hash, so nothing "
+            "was marked up to date:\n  " + "\n  ".join(corrupt)
+            + "\n(delete them; then `dvc pull` fetches them again and `dvc checkout "
+              "--force` restores the outputs)")
+    status = dvc_status(workdir, rehash=True)
+    declared, locked = _dvc_files(workdir)
+    upstream = _upstream(declared)
+    marked: list[str] = []
+    not_marked = [f"{name}: not in dvc.lock (not run, or run at another scale)"
+                  for name in declared if name not in locked]
+    not_marked += describe_status({s: status[s] for s in declared if s in status and s in locked})
+    for name in declared:                     # generated upstream first
+        if name in status:
+            continue
+        if differing := sorted(u for u in upstream[name] if u not in marked):
+            more = f" and {len(differing) - 3} more" if len(differing) > 3 else ""
+            not_marked.append(f"{name}: upstream of it, {', '.join(differing[:3])}{more} "
+                              f"will run")
+        else:
+            marked.append(name)
+    if marked:
+        outputs = [next(iter(out)) for name in marked for kind in ("outs", "metrics", "plots")
+                   for out in declared[name].get(kind, [])]
+        touch = _run([_tool("snakemake"), "--touch", "--forceall", "--no-hooks", "--cores",
+                      "1", "--", *outputs], workdir)
+        if touch.returncode != 0:
+            raise WorkflowError(f"`snakemake --touch` failed:\n{touch.stdout}{touch.stderr}")
+    return SyncResult(marked, not_marked)
+
+
+def pull(workdir: str | Path = ".") -> SyncResult:
+    """``dvc pull`` of every stage dvc.lock records, then :func:`sync`.
+
+    Plain ``dvc pull`` also tries the outputs of the stages dvc.lock does not hold yet (a
+    run that stopped part-way, or was limited to some targets) and exits 1 on them ("No
+    file hash info found ... Is your cache up to date?") after fetching the rest. Here an
+    error means what it says: an object that dvc.lock names is on no remote.
+
+    Raises:
+        WorkflowError: ``dvc pull`` failed (its message), or :func:`sync` did.
+    """
+    workdir = Path(workdir)
+    declared, locked = _dvc_files(workdir)
+    if stages := [name for name in declared if name in locked]:
+        proc = _run([_tool("dvc"), "pull", "--quiet", *stages], workdir)
+        if proc.returncode != 0:
+            raise WorkflowError(f"`dvc pull` of the {len(stages)} stages dvc.lock records "
+                                f"failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return sync(workdir)
+
+
+def show_experiments(workdir: str | Path = ".", dvc_args: Iterable[str] = ()) -> int:
+    """``dvc exp show`` of what matters: the params the stages read (``--param-deps``),
+    less the other scales' budgets (which DVC lists for a committed baseline all the same),
+    and the headline metrics (DVC's one metrics file). ``dvc_args`` go to ``dvc exp show``
+    (``--csv``, ``--json``, ``-n 5``, ...). Returns its exit status."""
+    scale = load_params(Path(workdir) / "params.yaml")["scale"]
+    return subprocess.run([_tool("dvc"), "exp", "show", "--param-deps", "--drop",
+                           rf"^scales\.(?!{re.escape(scale)}\.)", *dvc_args],
+                          cwd=workdir).returncode
+
+
+# ------------------------------------------------------------------------ SLURM
+def honour_slurm_no_account(workflow) -> bool:
+    """Make ``slurm-no-account: true`` leave the account out of ``sbatch``, as its help
+    says, with snakemake-executor-plugin-slurm 2.8.0 (called by the Snakefile's
+    ``onstart``, in the process that submits the jobs).
+
+    In 2.8.0 the setting is declared but never read (the check was lost when the 'qos'
+    resource came in, upstream #241): without a ``slurm_account`` resource every run
+    guesses one with ``sacct -nu USER -o Account%256 | tail -1``, split into arguments and
+    run without a shell (since #415), so sacct gets ``|``, ``tail`` and ``-1`` and every
+    run prints "No SLURM account given, trying to guess ... sacct: invalid option ...
+    Unable to guess SLURM account" however the cluster is set up. A version that reads
+    the setting itself behaves the same with or without this.
+
+    Returns:
+        whether the flag is set (and the account is left out).
+    """
+    if not getattr(getattr(workflow, "executor_settings", None), "no_account", False):
+        return False
+    from snakemake_executor_plugin_slurm import Executor
+    original = Executor.get_account_arg
+    if not getattr(original, "honours_no_account", False):
+        def get_account_arg(self, job):
+            if self.workflow.executor_settings.no_account:
+                yield ""                          # no -A: the cluster's default account
+            else:
+                yield from original(self, job)
+        get_account_arg.honours_no_account = True
+        Executor.get_account_arg = get_account_arg
+    return True

@@ -9,10 +9,6 @@ from spectnet.grid import heart_sound_figure_names, heart_sound_jobs
 
 BEATS = "data/processed/physionet2016-beats"
 MODELS = "models/physionet2016"
-#: The sources a training job runs (rerun when they change).
-TRAINING_CODE = ("experiments/heart_sounds.py", "experiments/task.py", "grid.py", "training",
-                 "models", "frontend.py", "functional.py", "datasets/splits.py",
-                 "datasets/examples.py", "evaluation")
 
 
 wildcard_constraints:
@@ -25,7 +21,7 @@ wildcard_constraints:
 rule train_static_physionet:
     input:
         beats=BEATS,
-        code=code(*TRAINING_CODE),
+        code=code("physionet train"),
     output:
         directory(f"{MODELS}/static-{{n}}/seed{{seed}}"),
     params:
@@ -43,7 +39,7 @@ rule train_learnable_physionet:
     input:
         beats=BEATS,
         static=f"{MODELS}/static-{{n}}/seed{{seed}}",
-        code=code(*TRAINING_CODE),
+        code=code("physionet train"),
     output:
         directory(f"{MODELS}/learnable-{{n}}/seed{{seed}}"),
     params:
@@ -61,7 +57,7 @@ rule train_control_physionet:
     input:
         beats=BEATS,
         static=f"{MODELS}/static-{{n}}/seed{{seed}}",
-        code=code(*TRAINING_CODE),
+        code=code("physionet train"),
     output:
         directory(f"{MODELS}/static-{{n}}-control/seed{{seed}}"),
     params:
@@ -78,7 +74,7 @@ rule train_control_physionet:
 rule train_baseline_physionet:
     input:
         beats=BEATS,
-        code=code(*TRAINING_CODE),
+        code=code("physionet train"),
     output:
         directory(f"{MODELS}/gammatone-{{dim}}/seed{{seed}}"),
     params:
@@ -96,8 +92,7 @@ rule evaluate_physionet:
     input:
         beats=BEATS,
         run=f"{MODELS}/{{run}}/seed{{seed}}",
-        code=code("experiments/heart_sounds.py", "experiments/task.py", "evaluation",
-                  "datasets/examples.py"),
+        code=code("physionet evaluate"),
     output:
         predictions=directory("data/predictions/physionet2016/{run}/seed{seed}"),
         metrics="results/physionet2016/runs/{run}/seed{seed}.json",
@@ -118,13 +113,13 @@ HEART_RUNS = heart_sound_jobs(PARAMS)
 
 rule table2_physionet:
     input:
+        beats=BEATS,
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
                  for run, seed in HEART_RUNS],
         predictions=[f"data/predictions/physionet2016/{run}/seed{seed}"
                      for run, seed in HEART_RUNS],
         summaries=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
-        code=code("experiments/heart_sounds.py", "experiments/task.py", "grid.py", "evaluation",
-                  "reporting/tables.py"),
+        code=code("physionet table"),
     output:
         csv=report("results/physionet2016/table2.csv", caption="../report/table2.rst",
                    category="Table II"),
@@ -134,11 +129,15 @@ rule table2_physionet:
                            caption="../report/table2_comparisons.rst", category="Table II"),
     params:
         config=step_params("table2_physionet"),
+        # the trees the inputs lie in: RUN/seedS below each
+        metrics=lambda wildcards, input: Path(input.metrics[0]).parents[1],
+        predictions=lambda wildcards, input: Path(input.predictions[0]).parents[1],
+        models=lambda wildcards, input: Path(input.summaries[0]).parents[1],
     log:
         "logs/physionet2016/table2.log",
     shell:
-        "spectnet physionet table --beats {BEATS} --metrics-dir results/physionet2016/runs "
-        "--predictions-dir data/predictions/physionet2016 --models-dir {MODELS} "
+        "spectnet physionet table --beats {input.beats} --metrics-dir {params.metrics} "
+        "--predictions-dir {params.predictions} --models-dir {params.models} "
         "--out results/physionet2016/table2 --params {params.config:q} --log {log}"
 
 
@@ -159,28 +158,24 @@ FIGURE_CAPTIONS = {
 HEART_FIGURES = heart_sound_figure_names(PARAMS)
 
 
-def figure_in_report(name):
-    caption = next(c for start, c in FIGURE_CAPTIONS.items() if name.startswith(start))
-    return report(f"{FIGURES}/{name}.png", caption=f"../report/{caption}.rst",
-                  category="Heart-sound figures", labels={"figure": name})
-
-
 rule figures_physionet:
     input:
         beats=BEATS,
         runs=[f"{MODELS}/{run}/seed{seed}" for run, seed in HEART_RUNS],
         metrics=[f"results/physionet2016/runs/{run}/seed{seed}.json"
                  for run, seed in HEART_RUNS],
-        code=code("reporting/figures.py", "grid.py", "plotting.py", "frontend.py",
-                  "functional.py", "training/checkpoint.py", "models", "datasets/examples.py"),
+        code=code("physionet figures"),
     output:
-        png=[figure_in_report(name) for name in HEART_FIGURES],
+        png=[figure_in_report(FIGURES, name, FIGURE_CAPTIONS, "Heart-sound figures")
+             for name in HEART_FIGURES],
         pdf=[f"{FIGURES}/{name}.pdf" for name in HEART_FIGURES],
     params:
         config=step_params("figures_physionet"),
+        models=lambda wildcards, input: Path(input.runs[0]).parents[1],
+        figures=lambda wildcards, output: Path(output.png[0]).parent,
     log:
         "logs/physionet2016/figures.log",
     shell:
-        "spectnet physionet figures --models-dir {MODELS} "
-        "--runs-dir results/physionet2016/runs --beats {input.beats} --out-dir {FIGURES} "
+        "spectnet physionet figures --models-dir {params.models} "
+        "--runs-dir results/physionet2016/runs --beats {input.beats} --out-dir {params.figures} "
         "--params {params.config:q} --log {log}"

@@ -2,6 +2,8 @@
 
 
 rule fetch_physionet:
+    input:
+        code=code("physionet fetch"),
     output:
         directory("data/raw/physionet2016"),
     params:
@@ -15,7 +17,7 @@ rule fetch_physionet:
 rule preprocess_physionet:
     input:
         raw="data/raw/physionet2016",
-        code=code("preprocessing/dsp.py", "preprocessing/heart_sounds.py"),
+        code=code("physionet preprocess"),
     output:
         directory("data/interim/physionet2016"),
     params:

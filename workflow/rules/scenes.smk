@@ -16,13 +16,11 @@ SCENE_PREDICTIONS = f"data/predictions/scenes/{SCENE_DATASET}"
 SCENE_RESULTS = f"results/scenes/{SCENE_DATASET}"
 #: Every run/fold/seed of the Table III grid at the active scale.
 SCENE_JOBS = [f"{run}/fold{fold}/seed{seed}" for run, fold, seed in scene_jobs(PARAMS)]
-#: The sources a training job runs (rerun when they change).
-SCENE_TRAINING_CODE = ("experiments/scenes.py", "experiments/task.py", "grid.py", "training",
-                       "models", "frontend.py", "functional.py", "datasets/splits.py",
-                       "datasets/clips.py", "datasets/examples.py", "evaluation")
 
 
 rule fetch_scenes:
+    input:
+        code=code("scenes fetch"),
     output:
         directory("data/raw/scenes"),
     params:
@@ -37,7 +35,7 @@ rule fetch_scenes:
 rule preprocess_scenes:
     input:
         raw="data/raw/scenes",
-        code=code("preprocessing/audio.py", "preprocessing/clips.py", "datasets/examples.py"),
+        code=code("scenes preprocess"),
     output:
         directory(SCENE_UNITS),
     params:
@@ -53,7 +51,7 @@ rule preprocess_scenes:
 rule train_static_scenes:
     input:
         units=SCENE_UNITS,
-        code=code(*SCENE_TRAINING_CODE),
+        code=code("scenes train"),
     output:
         directory(f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -75,7 +73,7 @@ rule train_learnable_scenes:
     input:
         units=SCENE_UNITS,
         static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
-        code=code(*SCENE_TRAINING_CODE),
+        code=code("scenes train"),
     output:
         directory(f"{SCENE_MODELS}/learnable-{{n}}/fold{{fold}}/seed{{seed}}"),
     params:
@@ -97,7 +95,7 @@ rule train_control_scenes:
     input:
         units=SCENE_UNITS,
         static=f"{SCENE_MODELS}/static-{{n}}/fold{{fold}}/seed{{seed}}",
-        code=code(*SCENE_TRAINING_CODE),
+        code=code("scenes train"),
     output:
         directory(f"{SCENE_MODELS}/static-{{n}}-control/fold{{fold}}/seed{{seed}}"),
     params:
@@ -119,8 +117,7 @@ rule evaluate_scenes:
     input:
         units=SCENE_UNITS,
         run=f"{SCENE_MODELS}/{{run}}/fold{{fold}}/seed{{seed}}",
-        code=code("experiments/scenes.py", "experiments/task.py", "evaluation",
-                  "datasets/examples.py"),
+        code=code("scenes evaluate"),
     output:
         predictions=directory(f"{SCENE_PREDICTIONS}/{{run}}/fold{{fold}}/seed{{seed}}"),
         metrics=f"{SCENE_RESULTS}/runs/{{run}}/fold{{fold}}/seed{{seed}}.json",
@@ -146,8 +143,7 @@ rule table_scenes:
         metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
         predictions=[f"{SCENE_PREDICTIONS}/{job}" for job in SCENE_JOBS],
         models=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
-        code=code("experiments/scenes.py", "experiments/task.py", "grid.py", "evaluation",
-                  "reporting/tables.py"),
+        code=code("scenes table"),
     output:
         report(f"{SCENE_RESULTS}/table3.csv", caption="../report/table3.rst",
                category="Table III"),
@@ -159,12 +155,15 @@ rule table_scenes:
                  "-units.tex"),
     params:
         config=step_params("table_scenes"),
+        results=lambda wildcards, output: Path(output[0]).parent,
+        predictions=lambda wildcards, input: Path(input.predictions[0]).parents[2],
+        models=lambda wildcards, input: Path(input.models[0]).parents[2],
     log:
         f"logs/scenes/{SCENE_DATASET}/table3.log",
     shell:
-        "spectnet scenes table --units {input.units} --metrics-dir {SCENE_RESULTS}/runs "
-        "--predictions-dir {SCENE_PREDICTIONS} --models-dir {SCENE_MODELS} "
-        "--out {SCENE_RESULTS}/table3 --params {params.config:q} --log {log}"
+        "spectnet scenes table --units {input.units} --metrics-dir {params.results}/runs "
+        "--predictions-dir {params.predictions} --models-dir {params.models} "
+        "--out {params.results}/table3 --params {params.config:q} --log {log}"
 
 
 # The scene figures, drawn from the run directories and the evaluations.
@@ -178,25 +177,23 @@ SCENE_FIGURE_CAPTIONS = {
 }
 
 
-def scene_figure_in_report(name):
-    caption = next(c for start, c in SCENE_FIGURE_CAPTIONS.items() if name.startswith(start))
-    return report(f"{SCENE_FIGURES}/{name}.png", caption=f"../report/{caption}.rst",
-                  category="Scene figures", labels={"figure": name})
-
-
 rule figures_scenes:
     input:
         runs=[f"{SCENE_MODELS}/{job}" for job in SCENE_JOBS],
         metrics=[f"{SCENE_RESULTS}/runs/{job}.json" for job in SCENE_JOBS],
-        code=code("reporting/figures.py", "grid.py", "plotting.py", "frontend.py",
-                  "functional.py", "training/checkpoint.py", "models"),
+        code=code("scenes figures"),
     output:
-        png=[scene_figure_in_report(name) for name in scene_figure_names(PARAMS)],
+        png=[figure_in_report(SCENE_FIGURES, name, SCENE_FIGURE_CAPTIONS, "Scene figures")
+             for name in scene_figure_names(PARAMS)],
         pdf=[f"{SCENE_FIGURES}/{name}.pdf" for name in scene_figure_names(PARAMS)],
     params:
         config=step_params("figures_scenes"),
+        # the trees the inputs lie in: RUN/foldK/seedS below each
+        models=lambda wildcards, input: Path(input.runs[0]).parents[2],
+        runs=lambda wildcards, input: Path(input.metrics[0]).parents[2],
+        figures=lambda wildcards, output: Path(output.png[0]).parent,
     log:
         f"logs/scenes/{SCENE_DATASET}/figures.log",
     shell:
-        "spectnet scenes figures --models-dir {SCENE_MODELS} --runs-dir {SCENE_RESULTS}/runs "
-        "--out-dir {SCENE_FIGURES} --params {params.config:q} --log {log}"
+        "spectnet scenes figures --models-dir {params.models} --runs-dir {params.runs} "
+        "--out-dir {params.figures} --params {params.config:q} --log {log}"

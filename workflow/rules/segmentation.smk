@@ -4,7 +4,7 @@
 rule segment_physionet:
     input:
         store="data/interim/physionet2016",
-        code=code("segmentation", "datasets/examples.py"),
+        code=code("physionet segment"),
     output:
         beats=directory("data/processed/physionet2016-beats"),
         summary=report(
@@ -25,7 +25,7 @@ rule segment_physionet:
 rule plot_segmentation_physionet:
     input:
         store="data/interim/physionet2016",
-        code=code("segmentation"),
+        code=code("plot-segmentation"),
     output:
         report(
             directory("results/physionet2016/figures/segmentation"),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from spectnet.atomic import remove_path, replace_dir, temp_sibling
-from spectnet.errors import SpectNetError
+from spectnet.errors import NoSpaceError, SpectNetError
 
 SIGNALS = "signals.npy"
 MANIFEST = "manifest.csv"
@@ -149,3 +149,5 @@ class SignalStoreWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+            if NoSpaceError.caused(exc):
+                raise NoSpaceError(self.root) from None

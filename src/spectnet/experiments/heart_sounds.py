@@ -166,7 +166,7 @@ class HeartSounds(Task):
         if run.kind == "static":
             budget, static = budgets.static, heart.static
             return StageSettings(
-                budget.epochs, budget.batch_size, budget.steps_per_epoch, lr=static.lr,
+                self.epochs(run, budget), budget.batch_size, budget.steps_per_epoch, lr=static.lr,
                 lr_schedule="constant" if static.lr_decay == 1 else "exponential",
                 lr_decay=static.lr_decay, warmup_steps=static.warmup_steps,
                 patience=budget.patience, **common)
@@ -185,7 +185,7 @@ class HeartSounds(Task):
                                  train_frontend=train_frontend, **common)
         budget, base = budgets.baselines, heart.baselines
         return StageSettings(
-            budget.epochs, budget.batch_size, budget.steps_per_epoch, lr=base.lr,
+            self.epochs(run, budget), budget.batch_size, budget.steps_per_epoch, lr=base.lr,
             weight_decay=2 * base.l2,  # Keras adds l2 * w^2 to the loss: gradient 2 * l2 * w
             lr_schedule="inverse_time", lr_decay=base.lr_decay * budget.batch_size / 64,
             warmup_steps=base.warmup_steps, patience=budget.patience,

@@ -160,11 +160,12 @@ class Scenes(Task):
                   "channels_last": device.type == "cpu"}
         if run.kind == "static":
             budget, static = self.budget.static, self.section.static
-            return StageSettings(budget.epochs, budget.batch_size, budget.steps_per_epoch,
-                                 lr=static.lr, lr_decay=static.lr_decay,
+            # the frozen front-end is a quarter of a step (bench/scenes.py): computed once
+            return StageSettings(self.epochs(run, budget), budget.batch_size,
+                                 budget.steps_per_epoch, lr=static.lr, lr_decay=static.lr_decay,
                                  lr_schedule="constant" if static.lr_decay == 1 else "exponential",
                                  warmup_steps=static.warmup_steps, patience=budget.patience,
-                                 **common)
+                                 cache_frontend=True, **common)
         budget, learnable = self.budget.learnable, self.section.learnable
         return StageSettings(budget.epochs, budget.batch_size, budget.steps_per_epoch,
                              lr=learnable.lr, frontend_lr=learnable.frontend_lr,

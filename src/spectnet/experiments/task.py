@@ -50,7 +50,7 @@ from spectnet.evaluation.filters import filter_change
 from spectnet.evaluation.metrics import confusion_matrix
 from spectnet.evaluation.statistics import bootstrap_ci, mcnemar
 from spectnet.frontend import canonical_parameter_names
-from spectnet.grid import Run, parse_run, run_seeds
+from spectnet.grid import Run, in_comparison, parse_run, run_seeds
 from spectnet.models import build_model
 from spectnet.runtime import default_device, machine_info
 from spectnet.training.checkpoint import load_model, read_model_file, save_model
@@ -202,6 +202,14 @@ class Task(ABC):
     def parse_run(self, name: str) -> Run:
         """A run of this task by name (a SpectNet-N outside the grid can be trained too)."""
         return parse_run(name, getattr(getattr(self.section, "baselines", None), "n_filters", 4))
+
+    def epochs(self, run: Run, budget) -> int:
+        """A run's most epochs: its budget's, capped by the scale's ``grid_epochs`` for the
+        runs outside the learnable comparisons."""
+        cap = self.budget.grid_epochs
+        if cap is None or in_comparison(run.name, self.section.learnable.n_filters):
+            return budget.epochs
+        return min(budget.epochs, cap)
 
     def seeds(self, run: str) -> tuple[int, ...]:
         return run_seeds(run, self.budget.seeds, self.budget.comparison_seeds,

@@ -1,7 +1,9 @@
 """Whole classifiers: a front-end composed with a CNN, built from a plain-dict spec.
 
-Every model the project trains is ``raw waveform -> front-end -> CNN -> logits`` and has
-a ``frontend`` attribute: the part frozen in stage 1 and fine-tuned in stage 2.
+Every model the project trains is ``raw waveform -> front-end -> CNN -> logits``: it has
+a ``frontend`` attribute (the part frozen in stage 1 and fine-tuned in stage 2), a ``cnn``
+attribute, and ``forward(x) == cnn(features(x))``, so that a trainer can compute a frozen
+front-end's features once and train the CNN on them.
 :func:`build_model` makes one from a JSON-able spec, the same spec a model file stores
 (:mod:`spectnet.training.checkpoint`), so a saved model rebuilds itself without params.
 
@@ -42,8 +44,12 @@ class SpectNetClassifier(nn.Module):
         self.frontend = frontend
         self.cnn = cnn
 
+    def features(self, waveform: Tensor) -> Tensor:
+        """``(B, T)`` -> ``(B, 1, frames, filters)``: the image the CNN takes."""
+        return self.frontend.image(waveform)
+
     def forward(self, waveform: Tensor) -> Tensor:
-        return self.cnn(self.frontend.image(waveform))
+        return self.cnn(self.features(waveform))
 
 
 class GammatoneClassifier(nn.Module):
@@ -58,13 +64,16 @@ class GammatoneClassifier(nn.Module):
         self.frontend = filterbank
         self.cnn = cnn
 
-    def forward(self, waveform: Tensor) -> Tensor:
+    def features(self, waveform: Tensor) -> Tensor:
+        """``(B, T)`` -> ``(B, F, T)``: the filter outputs the CNN takes."""
         if waveform.dim() == 3:
             waveform = waveform.squeeze(1)
         k = self.frontend.kernel_size
         # 'same' output length, as Keras' padding='same' for an odd kernel
-        padded = F.pad(waveform, ((k - 1) // 2, k // 2))
-        return self.cnn(self.frontend(padded))
+        return self.frontend(F.pad(waveform, ((k - 1) // 2, k // 2)))
+
+    def forward(self, waveform: Tensor) -> Tensor:
+        return self.cnn(self.features(waveform))
 
 
 def _spectnet_resnet(spec: Mapping[str, Any]) -> nn.Module:

@@ -17,6 +17,7 @@ weights_only=True)`` reads them: a file from elsewhere cannot execute code.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,8 +38,14 @@ CHECKPOINT_FORMAT = "spectnet-checkpoint/1"
 
 
 def _save(obj: Any, path: str | Path) -> Path:
+    # Serialised in memory, then written: torch's own file writer turns a full disk into
+    # "RuntimeError: [enforce fail at inline_container.cc] unexpected pos", a plain write
+    # into the OSError (ENOSPC) that atomic_output reports as one line.
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_output(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
     return Path(path)
 
 

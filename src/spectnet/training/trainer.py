@@ -78,6 +78,10 @@ class StageSettings:
         eval_batch_size: examples per evaluation batch.
         channels_last: run the CNN in channels-last memory format (faster 2D convolutions
             on CPU); no effect on results.
+        cache_frontend: with the front-end frozen, compute its features of every example
+            once and train the CNN on them (``model.features``): worth it where the
+            front-end is a large share of a step (the scene models); the same model up to
+            float rounding (the front-end's path may depend on the batch size).
     """
 
     epochs: int
@@ -98,6 +102,7 @@ class StageSettings:
     select_metric: str = "macc"
     eval_batch_size: int = 512
     channels_last: bool = False
+    cache_frontend: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -156,6 +161,26 @@ def autocast_for(device: torch.device):
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast(device.type, enabled=False)
+
+
+class _OnFeatures(nn.Module):
+    """A model's CNN alone, for examples that already hold the front-end's features."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.cnn = model.cnn
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.cnn(features)
+
+
+@torch.no_grad()
+def _features(model: nn.Module, examples: ExampleSet, batch_size: int) -> ExampleSet:
+    """The examples with their waveforms replaced by ``model.features`` (in memory)."""
+    parts = [model.features(examples.batch(torch.arange(i, min(i + batch_size, len(examples))))[0])
+             for i in range(0, len(examples), batch_size)]
+    return ExampleSet(torch.cat(parts), examples.labels, examples.domains, examples.groups,
+                      examples.classes, examples.domain_names, examples.index)
 
 
 @torch.no_grad()
@@ -318,6 +343,11 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         # stage 1 freezes the front-end; stage 2 trains whatever it declares learnable
         for p in frontend.parameters():
             p.requires_grad_(stage.train_frontend)
+    net = model  # what a batch goes through
+    if stage.cache_frontend and not stage.train_frontend:
+        train, validation = (_features(model, examples, stage.eval_batch_size)
+                             for examples in (train, validation))
+        net = _OnFeatures(model)
 
     torch.manual_seed(seed)
     sampler = make_sampler(stage.sampler, train.labels.cpu().numpy(), train.domains,
@@ -371,7 +401,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         for step in bar:
             x, y = train.batch(sampler.next_batch())
             with autocast_for(device):
-                outputs = model(x)
+                outputs = net(x)
             loss = F.cross_entropy(outputs.float(), y)
             if not torch.isfinite(loss):
                 raise SpectNetError(f"epoch {epoch}, step {step + 1}: the loss is {loss.item()}; "
@@ -387,7 +417,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         bar.close()
         lr = optimizer.param_groups[0]["lr"]
         train_seconds = time.perf_counter() - started
-        scores = score(predict_proba(model, validation, stage.eval_batch_size), validation)
+        scores = score(predict_proba(net, validation, stage.eval_batch_size), validation)
         if stage.select_metric not in scores:
             raise SpectNetError(f"the score has no {stage.select_metric!r} "
                                 f"(it has {', '.join(scores)})")

@@ -29,10 +29,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from spectnet.datasets.clips import CLASSES_JSON, DATASET_JSON
 from spectnet.errors import SpectNetError
 
-__all__ = ["Layout", "BEATS", "UNITS", "ExampleStore"]
+__all__ = ["Layout", "BEATS", "UNITS", "CLASSES_JSON", "DATASET_JSON", "ExampleStore"]
+
+#: Side files of a unit store, copied from the clip data set it is cut from
+#: (:mod:`spectnet.datasets.clips`): class names in label order; the data set and settings.
+CLASSES_JSON = "classes.json"
+DATASET_JSON = "dataset.json"
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ import pandas as pd
 
 from spectnet.atomic import atomic_dir
 from spectnet.config import ScenesConfig, UnitConfig
-from spectnet.datasets.clips import CLASSES_JSON, DATASET_JSON, read_clip_dataset
-from spectnet.datasets.examples import UNITS
+from spectnet.datasets.clips import read_clip_dataset
+from spectnet.datasets.examples import CLASSES_JSON, DATASET_JSON, UNITS
 from spectnet.datasets.store import NpyAppender
 from spectnet.errors import BadInputError
 from spectnet.parallel import progress_bar, worker_pool

@@ -67,7 +67,7 @@ def small_beats_dir(tmp_path_factory) -> Path:
     recording goes to validation0 and the rest to train0, so all 12 (class x subset)
     cells of the double-balanced sampler are present in both."""
     from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
-    from spectnet.datasets.beats import build_beat_dataset
+    from spectnet.segmentation.beats import build_beat_dataset
     from spectnet.preprocessing.heart_sounds import preprocess_dataset
 
     src = require(PHYSIONET)

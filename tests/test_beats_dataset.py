@@ -10,10 +10,12 @@ import pytest
 import soundfile as sf
 
 from conftest import make_raw_dir
-from spectnet.datasets.beats import BeatDataset, build_beat_dataset
 from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
-from spectnet.preprocessing.heart_sounds import preprocess_dataset
+from spectnet.datasets.examples import BEATS, ExampleStore
 from spectnet.datasets.store import SignalStore
+from spectnet.errors import SpectNetError
+from spectnet.preprocessing.heart_sounds import preprocess_dataset
+from spectnet.segmentation.beats import build_beat_dataset
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +42,21 @@ def dataset(store_dir):
     build_beat_dataset(store_dir, out, SegmentationConfig(), BeatsConfig(),
                        summary_path=store_dir.parent / "summary.json", workers=2,
                        progress=False)
-    return BeatDataset(out)
+    return ExampleStore(out)
 
 
 def test_beats_are_the_signal_from_s1_onset_minus_one_zero_padded(dataset, store_dir):
     store = SignalStore(store_dir)
-    assert dataset.beats.dtype == np.float32 and dataset.beats.shape[1] == 2500
-    assert len(dataset.index) == len(dataset.beats) > 50
+    assert dataset.waveforms.dtype == np.float32 and dataset.waveforms.shape[1] == 2500
+    assert len(dataset.index) == len(dataset.waveforms) > 50
     for i in np.random.default_rng(0).choice(len(dataset), size=40, replace=False):
         row = dataset.index.iloc[i]
         x = store[row["record"]]
         n = row["true_length"]
         assert row["onset"] == row["s1_onset"] - 1
-        np.testing.assert_array_equal(dataset.beats[i, :n],
+        np.testing.assert_array_equal(dataset.waveforms[i, :n],
                                       x[row["onset"]: row["onset"] + n].astype(np.float32))
-        assert not dataset.beats[i, n:].any()
+        assert not dataset.waveforms[i, n:].any()
 
 
 def test_consecutive_beats_tile_the_recording(dataset):
@@ -77,7 +79,7 @@ def test_index_carries_labels_domains_exclusion_and_folds(dataset):
 
 
 def test_unsegmentable_recording_is_flagged_not_fatal(dataset):
-    rec = dataset.recordings.set_index("record")
+    rec = dataset.group_table.set_index("record")
     assert rec.loc["a0003", "status"] == "failed"
     assert "too short" in rec.loc["a0003", "reason"]
     assert "a0003" not in set(dataset.index["record"])
@@ -100,30 +102,44 @@ def test_emulated_zero_last_beat(store_dir, dataset, tmp_path):
     out = tmp_path / "zero"
     build_beat_dataset(store_dir, out, SegmentationConfig(),
                        BeatsConfig(emulate_zero_last_beat=True), workers=1, progress=False)
-    emulated = BeatDataset(out)
+    emulated = ExampleStore(out)
     assert len(emulated) == len(dataset)
     last = emulated.index.groupby("record").tail(1).index
-    assert not emulated.beats[last].any()
+    assert not emulated.waveforms[last].any()
     others = emulated.index.index.difference(last)
-    np.testing.assert_array_equal(emulated.beats[others], dataset.beats[others])
+    np.testing.assert_array_equal(emulated.waveforms[others], dataset.waveforms[others])
 
 
 def test_beat_length_parameter_truncates(store_dir, tmp_path):
     build_beat_dataset(store_dir, tmp_path / "short", SegmentationConfig(),
                        BeatsConfig(beat_length=600), workers=1, progress=False)
-    short = BeatDataset(tmp_path / "short")
-    assert short.beats.shape[1] == 600
+    short = ExampleStore(tmp_path / "short")
+    assert short.waveforms.shape[1] == 600
     assert (short.index["truncated"] == (short.index["true_length"] > 600)).all()
     assert short.index["truncated"].any()
 
 
-def test_mismatched_dataset_is_refused(dataset, tmp_path):
+def test_the_store_reader_names_the_layout_and_refuses_a_broken_store(dataset, tmp_path):
     import shutil
+    assert dataset.layout is BEATS and dataset.classes == ("normal", "abnormal")
+    assert dataset.info == {} and len(dataset) == len(dataset.index)
+    with pytest.raises(SpectNetError, match="the beat dataset records no sample rate"):
+        dataset.sample_rate
     copy = tmp_path / "bad"
     shutil.copytree(dataset.root, copy)
     pd.read_csv(copy / "beats.csv").head(3).to_csv(copy / "beats.csv", index=False)
-    with pytest.raises(ValueError, match="beats.csv has 3 rows"):
-        BeatDataset(copy)
+    with pytest.raises(SpectNetError, match=f"{copy}: beats.csv has 3 rows but beats.npy has "
+                                            f"{len(dataset)} examples"):
+        ExampleStore(copy)
+    np.save(copy / "beats.npy", np.zeros((3, 10)))  # float64
+    with pytest.raises(SpectNetError, match=r"beats.npy holds float64 \(3, 10\), expected float32"):
+        ExampleStore(copy)
+    (copy / "recordings.csv").unlink()
+    with pytest.raises(SpectNetError, match=f"{copy}: not a readable beat dataset .*recordings.csv"):
+        ExampleStore(copy)
+    with pytest.raises(SpectNetError, match=f"{tmp_path}: not an example store \\(no beats.npy "
+                                            "or units.npy\\)"):
+        ExampleStore(tmp_path)
 
 
 def test_output_is_deterministic_and_independent_of_worker_count(store_dir, dataset, tmp_path):

@@ -25,7 +25,8 @@ from spectnet.config import ScenesConfig  # noqa: E402
 from spectnet.datasets.clips import read_esc10, write_clip_dataset  # noqa: E402
 from spectnet.datasets.dcase import read_development_set  # noqa: E402
 from spectnet.errors import BadInputError  # noqa: E402
-from spectnet.preprocessing.clips import UnitDataset, preprocess_clips  # noqa: E402
+from spectnet.datasets.examples import ExampleStore  # noqa: E402
+from spectnet.preprocessing.clips import preprocess_clips  # noqa: E402
 
 RATE = 22050
 
@@ -62,9 +63,9 @@ def esc10_units(esc10_raw, tmp_path_factory) -> dict[int, Path]:
 
 
 def test_esc10_units(esc10_raw, esc10_units):
-    ds = UnitDataset(esc10_units[2])
-    n = len(ds.clips)
-    assert n == 42 and ds.units.shape == (42, 5 * RATE) and ds.units.dtype == np.float32
+    ds = ExampleStore(esc10_units[2])
+    n = len(ds.group_table)
+    assert n == 42 and ds.waveforms.shape == (42, 5 * RATE) and ds.waveforms.dtype == np.float32
     assert ds.sample_rate == RATE and ds.info["unit"] == {"mode": "clip", "length_s": 5.0,
                                                           "samples": 110250}
     assert ds.info["dataset"] == "esc10" and ds.info["units"] == 42
@@ -74,17 +75,17 @@ def test_esc10_units(esc10_raw, esc10_units):
     assert (ds.index["label"] == ds.index["class"].map(ds.classes.index)).all()
     assert ds.classes[0] == "Dog bark" and len(ds.classes) == 10
     assert (ds.index["unit"] == 0).all() and (ds.index["error_s"] == 0).all()
-    assert (ds.index["clip"] == ds.clips["clip"]).all()
-    assert (ds.clips["status"] == "ok").all() and (ds.clips["sample_rate_raw"] == 44100).all()
-    assert (ds.clips["channels"] == 1).all() and (ds.clips["first_unit"] == np.arange(n)).all()
-    clips = ds.clips.set_index("clip")
+    assert (ds.index["clip"] == ds.group_table["clip"]).all()
+    assert (ds.group_table["status"] == "ok").all() and (ds.group_table["sample_rate_raw"] == 44100).all()
+    assert (ds.group_table["channels"] == 1).all() and (ds.group_table["first_unit"] == np.arange(n)).all()
+    clips = ds.group_table.set_index("clip")
     short, long = clips["duration_raw_s"].idxmin(), clips["duration_raw_s"].idxmax()
-    for clip in (ds.clips["clip"].iloc[0], short, long):
+    for clip in (ds.group_table["clip"].iloc[0], short, long):
         row = int(clips.loc[clip, "first_unit"])
         mono = expected_mono(esc10_raw / clips.loc[clip, "path"])
         want = np.zeros(5 * RATE)
         want[: min(mono.size, want.size)] = mono[: want.size]
-        np.testing.assert_allclose(ds.units[row], want, atol=1e-6)
+        np.testing.assert_allclose(ds.waveforms[row], want, atol=1e-6)
     index = ds.index.set_index("clip")
     assert index.loc[short, "pad_s"] == pytest.approx(5 - clips.loc[short, "duration_raw_s"], abs=1e-3)
     assert 3.6 < clips.loc[short, "duration_raw_s"] < 3.7 and clips.loc[short, "dropped_s"] == 0
@@ -130,11 +131,11 @@ def test_bad_clips_are_named_in_one_report(esc10_raw, tmp_path, capsys):
     params = json.dumps({"scenes": {"on_bad_clip": "skip"}})
     assert main(["scenes", "preprocess", "--raw", str(raw), "--out", str(out), "-q",
                  "--workers", "2", "--params", params]) == 0
-    ds = UnitDataset(out)
-    failed = ds.clips[ds.clips["status"] == "failed"]
+    ds = ExampleStore(out)
+    failed = ds.group_table[ds.group_table["status"] == "failed"]
     assert failed["clip"].tolist() == ["9-1-A", "9-2-A", "9-3-A"]
     assert (failed["n_units"] == 0).all() and failed["reason"].str.len().gt(0).all()
-    assert len(ds) == 42 and set(ds.index["clip"]) == set(ds.clips["clip"]) - set(failed["clip"])
+    assert len(ds) == 42 and set(ds.index["clip"]) == set(ds.group_table["clip"]) - set(failed["clip"])
 
     only_bad = tmp_path / "only-bad"
     shutil.copytree(raw, only_bad)
@@ -143,7 +144,7 @@ def test_bad_clips_are_named_in_one_report(esc10_raw, tmp_path, capsys):
     assert main(["scenes", "preprocess", "--raw", str(only_bad), "--out", str(out), "-q",
                  "--workers", "1", "--params", params]) == 1
     assert "no usable clip (3 problems)" in capsys.readouterr().err
-    assert len(UnitDataset(out)) == 42  # the previous store is untouched
+    assert len(ExampleStore(out)) == 42  # the previous store is untouched
 
 
 def test_stereo_segments_and_error_overlap(tmp_path):
@@ -151,10 +152,10 @@ def test_stereo_segments_and_error_overlap(tmp_path):
     raw = write_clip_dataset(read_development_set(tut), tmp_path / "raw")
     config = ScenesConfig.from_dict({"units": {"dcase2016": {"mode": "segment", "length_s": 0.5}}})
     preprocess_clips(raw, tmp_path / "units", config, workers=2, progress=False)
-    ds = UnitDataset(tmp_path / "units")
-    assert ds.units.shape == (24, 11025) and ds.info["dataset"] == "dcase2016"
-    assert (ds.clips["channels"] == 2).all() and (ds.clips["n_units"] == 2).all()
-    assert ds.clips["dropped_s"].to_numpy() == pytest.approx(0.2, abs=1e-4)
+    ds = ExampleStore(tmp_path / "units")
+    assert ds.waveforms.shape == (24, 11025) and ds.info["dataset"] == "dcase2016"
+    assert (ds.group_table["channels"] == 2).all() and (ds.group_table["n_units"] == 2).all()
+    assert ds.group_table["dropped_s"].to_numpy() == pytest.approx(0.2, abs=1e-4)
     index = ds.index.set_index(["clip", "unit"])
     assert index["start_s"].xs(1, level="unit").eq(0.5).all() and (index["pad_s"] == 0).all()
     assert index.loc[("a001_0_30", 0), "error_s"] == pytest.approx(0.4)
@@ -163,8 +164,8 @@ def test_stereo_segments_and_error_overlap(tmp_path):
     assert index.loc[("b002_0_30", 1), "error_s"] == pytest.approx(0.1)
     assert index["error_s"].sum() == pytest.approx(0.7)
     mono = expected_mono(tut / "audio" / "c004_0_30.wav")
-    row = int(ds.clips.set_index("clip").loc["c004_0_30", "first_unit"])
-    np.testing.assert_allclose(ds.units[row: row + 2].ravel(), mono[:22050], atol=1e-6)
+    row = int(ds.group_table.set_index("clip").loc["c004_0_30", "first_unit"])
+    np.testing.assert_allclose(ds.waveforms[row: row + 2].ravel(), mono[:22050], atol=1e-6)
     assert ds.index.loc[row, "class"] == "cafe/restaurant"
     assert (ds.index.groupby("clip")[[f"evaluate{k}" for k in range(1, 5)]].sum().sum(axis=1)
             == 2).all()  # each clip's two units sit in exactly one evaluation fold

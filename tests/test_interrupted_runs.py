@@ -21,7 +21,7 @@ from conftest import make_raw_dir
 from spectnet.atomic import pid_alive
 from spectnet.cli import main
 from spectnet.config import BeatsConfig, PreprocessConfig, SegmentationConfig
-from spectnet.datasets.beats import build_beat_dataset
+from spectnet.segmentation.beats import build_beat_dataset
 from spectnet.preprocessing.heart_sounds import preprocess_dataset
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")

@@ -21,19 +21,21 @@ from helpers_http import LocalFileServer, file_server  # noqa: E402,F401 - fixtu
 
 from spectnet.datasets.download import ChecksumError, sha256sum  # noqa: E402
 from spectnet.errors import BadInputError, SpectNetError  # noqa: E402
-from spectnet.datasets.physionet import (  # noqa: E402
+from spectnet.datasets.folds import (  # noqa: E402
     FOLD_NAMES,
     FOLD_URLS,
+    derive_fold0_from_validation_records,
+    read_record_list,
+    validate_folds,
+)
+from spectnet.datasets.physionet import (  # noqa: E402
     LABEL_MAP,
     RECORDS_CSV_COLUMNS,
     acquire_download,
     acquire_folds,
     acquire_local,
-    derive_fold0_from_validation_records,
-    read_record_list,
     read_records_csv,
     scan_layout,
-    validate_folds,
 )
 
 from conftest import PHYSIONET as DATA  # noqa: E402

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from spectnet.atomic import atomic_dir
+from spectnet.datasets.examples import CLASSES_JSON, DATASET_JSON
 from spectnet.datasets.linking import Linker, check_destination
 from spectnet.errors import BadInputError, SpectNetError
 
@@ -56,8 +57,6 @@ log = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 CLIPS_CSV = "clips.csv"
-CLASSES_JSON = "classes.json"
-DATASET_JSON = "dataset.json"
 REPORT_CSV = "acquire_report.csv"
 ERRORS_CSV = "errors.csv"
 ERROR_COLUMNS = ("clip", "onset_s", "offset_s", "label")

@@ -1,4 +1,4 @@
-"""Acquisition of the PhysioNet/CinC Challenge 2016 training set and the SpectNet fold lists.
+"""Acquisition of the PhysioNet/CinC Challenge 2016 training set, with the SpectNet fold lists.
 
 Acquisition only (no audio decoding, no preprocessing). Two sources give the same result,
 a dataset directory in the official layout plus an index::
@@ -15,12 +15,9 @@ a dataset directory in the official layout plus an index::
 - :func:`acquire_local` — from an existing copy in the official layout.
 - :func:`acquire_download` — from PhysioNet: ``SHA256SUMS.txt`` -> verified ``training.zip``
   -> safe extraction into a cache -> :func:`acquire_local` on the extracted tree.
-- :func:`obtain_folds` — the paper's ``train0..3`` / ``validation0..3`` lists and the
-  87-record training-e exclusion list, from a local folder or pinned URLs (SHA-256 verified).
-- :func:`acquire_folds` — the same, validated against the acquired records and written to
-  ``<dest_dir>/folds/``.
+- :func:`acquire_folds` — the paper's fold lists (:mod:`spectnet.datasets.folds`), validated
+  against the acquired records and written to ``<dest_dir>/folds/``.
 - :func:`acquire` — the fetch step: fold lists first, then the data, all written together.
-- :func:`derive_fold0_from_validation_records` — fold 0 from PhysioNet's validation list.
 
 Every output directory is built in a temporary sibling and renamed into place, so a directory
 that exists is complete, and a failed run leaves the previous one as it was.
@@ -29,10 +26,8 @@ that exists is complete, and a failed run leaves the previous one as it was.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import os
-import re
 import shutil
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,8 +36,10 @@ from pathlib import Path
 from typing import Literal
 
 from spectnet.atomic import atomic_dir, atomic_write_text
-from spectnet.datasets.download import download_file, fetch_checksum_list, safe_extract_zip, sha256sum
-from spectnet.errors import BadInputError, DownloadError, Problem
+from spectnet.datasets.download import download_file, fetch_checksum_list, safe_extract_zip
+from spectnet.datasets.folds import (RECORD_NAME, FoldLists, csv_text, obtain_folds,
+                                     validate_folds, write_fold_files, write_folds)
+from spectnet.errors import BadInputError, DownloadError
 from spectnet.datasets.linking import Linker, check_destination
 
 __all__ = [
@@ -51,27 +48,18 @@ __all__ = [
     "SUBSET_DIRS",
     "LABEL_MAP",
     "AUDIO_EXTENSIONS",
-    "FOLD_NAMES",
-    "FOLD_URLS",
-    "SPECTNET_COMMIT",
     "RECORDS_CSV_COLUMNS",
     "REPORT_CSV_COLUMNS",
     "Record",
     "Issue",
-    "FoldLists",
     "ScanResult",
     "AcquireResult",
     "scan_layout",
     "acquire_local",
     "acquire_download",
     "read_records_csv",
-    "read_record_list",
-    "validate_folds",
-    "write_folds",
-    "obtain_folds",
     "acquire_folds",
     "acquire",
-    "derive_fold0_from_validation_records",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,48 +87,6 @@ REPORT_CSV = "acquire_report.csv"
 VALIDATION_RECORDS_OUT = "validation-RECORDS.txt"
 RECORDS_CSV_COLUMNS: tuple[str, ...] = ("record", "subset", "label", "audio_path", "size_bytes")
 REPORT_CSV_COLUMNS: tuple[str, ...] = ("where", "record", "reason", "action")
-
-_RECORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-#: Fold lists published with the SpectNet paper's code.
-FOLD_NAMES: tuple[str, ...] = (
-    "train0", "train1", "train2", "train3",
-    "validation0", "validation1", "validation2", "validation3",
-    "excluded-training-e",
-)
-SPECTNET_REPO = "IstiaqAnsari/SpectNet"
-SPECTNET_COMMIT = "39a7d250fba926bcd086612e62a937a014a4eaed"
-_RAW = f"https://raw.githubusercontent.com/{SPECTNET_REPO}/{SPECTNET_COMMIT}/data/text/"
-
-
-def _raw_url(file_name: str) -> str:
-    return _RAW + urllib.parse.quote(file_name)
-
-
-#: name -> (pinned URL, SHA-256). The digests were computed from the local copies in
-#: shared/data/physionet2016/folds/ (which come from data/text/ of the repository).
-#: File names in the repository: the exclusion list is
-#: "data/text/Recordings need to be removed in training-e.txt" and train0..3.txt,
-#: validation1..3.txt exist under these names (checked against an indexed snapshot of the
-#: repository, commit 0e94bcf, whose excluded/validation1 bytes match the local copies).
-#: UNVERIFIED: "validation0.txt" was not found in that snapshot; the URL below is a guess by
-#: analogy. If it 404s, derive fold 0 from PhysioNet's validation/RECORDS instead
-#: (:func:`derive_fold0_from_validation_records`; the local validation0 equals that list's
-#: derivation, 301 records). The raw URLs at commit 39a7d25 were not fetched (no internet).
-FOLD_URLS: Mapping[str, tuple[str, str]] = {
-    "train0": (_raw_url("train0.txt"), "968aa6563d9db09d102e5fedf76f0a36124ec1600bc7fc46d44c9142de5cecc4"),
-    "train1": (_raw_url("train1.txt"), "2cda4e40091443d010cfd531700fd52ec8f646ebb494cd776aba7803b3cba0a6"),
-    "train2": (_raw_url("train2.txt"), "f85aa2b851a5fb0d35c5124590e975b81d2b188eda45a9a85684ec779b0edfb4"),
-    "train3": (_raw_url("train3.txt"), "06f4af12dedf9f1954509770ed573dc0dea20a260005eb98543222445df91a27"),
-    "validation0": (_raw_url("validation0.txt"), "385ef2576c6a6a5dd0d7ac161bbcff4ef899257d76858493c617b14e549c62fb"),
-    "validation1": (_raw_url("validation1.txt"), "61e3768f9bbb82d609c22a282347837ced4c445f48b4742bbde0d30b852a4e97"),
-    "validation2": (_raw_url("validation2.txt"), "8f79a697db1ad9886473b405dab2ca7fe9983f29bb90ee829a5a35be4fa0b966"),
-    "validation3": (_raw_url("validation3.txt"), "5db746d06ea950574e7c4858eaff6ab6429a03a5da35ccb3e3ebcae902f7f88e"),
-    "excluded-training-e": (
-        _raw_url("Recordings need to be removed in training-e.txt"),
-        "0108eba88384557d9b92a3bb812a36044485714257f3aaaaa1893e829ff67dbc",
-    ),
-}
 
 OnBadRecord = Literal["error", "skip"]
 
@@ -199,28 +145,6 @@ class AcquireResult:
         return sum(r.label for r in self.records)
 
 
-@dataclass
-class FoldLists:
-    """Fold lists as obtained by :func:`obtain_folds`, not yet checked against records."""
-
-    lists: dict[str, list[str]]  #: fold name -> record names, in file order
-    sources: dict[str, str]  #: fold name -> the file or URL it was read from
-    sha256: dict[str, str]  #: fold name -> SHA-256 of the source bytes
-
-    def provenance(self) -> list[tuple[str, str, str]]:
-        """Rows ``(name, source, sha256)`` of ``folds/provenance.csv``."""
-        return [(name, self.sources[name], self.sha256[name]) for name in self.lists]
-
-    def without(self, records: Mapping[str, str]) -> tuple["FoldLists", list[tuple[str, str, str, str]]]:
-        """These lists less the given records (name -> why it was dropped), and one
-        ``acquire_report.csv`` row ``(where, record, reason, action)`` per removal."""
-        rows = [(self.sources[name], rec, f"listed in {name} but skipped: {records[rec]}",
-                 "removed from fold list")
-                for name, names in self.lists.items() for rec in names if rec in records]
-        lists = {name: [r for r in names if r not in records] for name, names in self.lists.items()}
-        return FoldLists(lists, self.sources, self.sha256), rows
-
-
 # --------------------------------------------------------------------------------------------
 # scanning and validation of the official layout
 
@@ -243,7 +167,7 @@ def _parse_reference(ref: Path, text: str) -> tuple[dict[str, tuple[int, int]], 
             issues.append(Issue(where, f"unreadable row {raw!r} (expected 'record,label')"))
             continue
         name, label_s = fields
-        if not _RECORD_RE.match(name):
+        if not RECORD_NAME.match(name):
             issues.append(Issue(where, f"invalid record name {name!r}"))
             continue
         named.add(name)
@@ -353,14 +277,6 @@ def scan_layout(source_dir: str | os.PathLike[str]) -> ScanResult:
 # materialisation
 
 
-def _csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    w.writerows(rows)
-    return buf.getvalue()
-
-
 def _check_dest(src: Path, dest: Path) -> None:
     check_destination(src, dest, RECORDS_CSV)
 
@@ -384,16 +300,16 @@ def _materialise(
             (tmp / sub_name / REFERENCE_NAME).write_text(ref_text, encoding="utf-8", newline="\n")
         records = sorted(scan.records, key=lambda r: (r.subset, r.record))
         (tmp / RECORDS_CSV).write_text(
-            _csv_text(RECORDS_CSV_COLUMNS, ((r.record, r.subset, r.label, r.audio_path, r.size_bytes) for r in records)),
+            csv_text(RECORDS_CSV_COLUMNS, ((r.record, r.subset, r.label, r.audio_path, r.size_bytes) for r in records)),
             encoding="utf-8", newline="\n",
         )
         report = [(i.where, i.record or "", i.reason, i.action) for i in skipped] + list(fold_removals)
-        (tmp / REPORT_CSV).write_text(_csv_text(REPORT_CSV_COLUMNS, report), encoding="utf-8", newline="\n")
+        (tmp / REPORT_CSV).write_text(csv_text(REPORT_CSV_COLUMNS, report), encoding="utf-8", newline="\n")
         for name, path in extra_files.items():
             shutil.copyfile(path, tmp / name)
         if folds is not None:
             (tmp / "folds").mkdir()
-            _write_fold_files(tmp / "folds", folds.lists, folds.provenance())
+            write_fold_files(tmp / "folds", folds.lists, folds.provenance())
     return AcquireResult(dest, records, skipped, linker.linked, linker.copied)
 
 
@@ -564,81 +480,6 @@ def acquire_download(
 # folds
 
 
-def read_record_list(path: str | os.PathLike[str]) -> list[str]:
-    """Read a one-name-per-line record list (blank lines and surrounding spaces dropped)."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def validate_folds(
-    folds: Mapping[str, Sequence[str]],
-    known_records: Iterable[str] | None = None,
-    *,
-    where: Mapping[str, str] | None = None,
-) -> list[Problem]:
-    """Return every problem with a set of fold lists (empty list: all good).
-
-    Checks: all :data:`FOLD_NAMES` present and non-empty, valid names, no duplicates within a
-    list, ``trainK`` and ``validationK`` disjoint, and (when ``known_records`` is given) every
-    name is a known record. ``where`` maps a fold name to its source for the messages.
-    """
-    where = dict(where or {})
-    known = set(known_records) if known_records is not None else None
-    problems: list[Problem] = []
-    for name in FOLD_NAMES:
-        loc = where.get(name, f"{name}.txt")
-        names = folds.get(name)
-        if names is None:
-            problems.append((loc, "fold list missing"))
-            continue
-        if not names:
-            problems.append((loc, "fold list is empty"))
-        seen: set[str] = set()
-        for rec in names:
-            if not _RECORD_RE.match(rec):
-                problems.append((loc, f"invalid record name {rec!r}"))
-            elif rec in seen:
-                problems.append((loc, f"record {rec} listed twice"))
-            elif known is not None and rec not in known:
-                problems.append((loc, f"unknown record {rec} (not among the acquired records)"))
-            seen.add(rec)
-    for k in range(4):
-        tr, va = folds.get(f"train{k}"), folds.get(f"validation{k}")
-        if tr is not None and va is not None:
-            both = sorted(set(tr) & set(va))
-            if both:
-                problems.append((where.get(f"validation{k}", f"validation{k}.txt"),
-                                 f"{len(both)} record(s) also in train{k}: {', '.join(both[:10])}"
-                                 + (" ..." if len(both) > 10 else "")))
-    return problems
-
-
-def _write_fold_files(folder: Path, folds: Mapping[str, Sequence[str]],
-                      provenance: Sequence[tuple[str, str, str]]) -> None:
-    for name, names in folds.items():
-        (folder / f"{name}.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8", newline="\n")
-    if provenance:
-        (folder / "provenance.csv").write_text(_csv_text(("name", "source", "sha256"), provenance),
-                                               encoding="utf-8", newline="\n")
-
-
-def write_folds(
-    dest_dir: str | os.PathLike[str],
-    folds: Mapping[str, Sequence[str]],
-    provenance: Sequence[tuple[str, str, str]] = (),
-) -> Path:
-    """Write ``<dest_dir>/folds/<name>.txt`` (one record per line) atomically; return the folder.
-
-    ``provenance`` rows ``(name, source, sha256 of the source bytes)`` go to ``provenance.csv``.
-    The written lists are normalised (no blank lines, ``\\n`` endings), so their bytes may
-    differ from the sources (the original exclusion list ends with blank lines).
-    """
-    out = Path(dest_dir) / "folds"
-    with atomic_dir(out) as tmp:
-        _write_fold_files(tmp, folds, provenance)
-    return out
-
-
 def _known_records(dest: Path, records: Iterable[str] | str | os.PathLike[str] | None) -> set[str] | None:
     if records is None:
         path = dest / RECORDS_CSV
@@ -649,62 +490,6 @@ def _known_records(dest: Path, records: Iterable[str] | str | os.PathLike[str] |
     if isinstance(records, (str, os.PathLike)):
         return {r.record for r in read_records_csv(records)}
     return {r.record if isinstance(r, Record) else str(r) for r in records}
-
-
-def obtain_folds(
-    *,
-    source: Literal["local", "download"] = "local",
-    local_dir: str | os.PathLike[str] | None = None,
-    urls: Mapping[str, tuple[str, str]] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    retries: int = 5,
-    backoff: float = 1.0,
-    timeout: float = 60.0,
-    progress: bool = False,
-) -> FoldLists:
-    """Read (or download and verify) the SpectNet fold lists, every one of :data:`FOLD_NAMES`.
-
-    - ``source="local"``: read ``<local_dir>/<name>.txt``.
-    - ``source="download"``: fetch each ``urls[name] = (url, sha256)`` (default
-      :data:`FOLD_URLS`) into ``cache_dir``, verified.
-
-    Every list that cannot be obtained is reported at once as :class:`BadInputError`.
-    """
-    paths: dict[str, Path] = {}
-    sources: dict[str, str] = {}
-    problems: list[Problem] = []
-    if source == "local":
-        if local_dir is None:
-            raise ValueError("obtain_folds(source='local') needs local_dir")
-        for name in FOLD_NAMES:
-            p = Path(local_dir) / f"{name}.txt"
-            sources[name] = str(p)
-            if p.is_file():
-                paths[name] = p
-            else:
-                problems.append((str(p), "fold list file missing"))
-    elif source == "download":
-        if cache_dir is None:
-            raise ValueError("obtain_folds(source='download') needs cache_dir")
-        table = dict(FOLD_URLS if urls is None else urls)
-        for name in FOLD_NAMES:
-            if name not in table:
-                problems.append((name, "no URL configured"))
-                continue
-            url, digest = table[name]
-            sources[name] = url
-            try:
-                paths[name] = download_file(url, Path(cache_dir) / f"{name}.txt", sha256=digest,
-                                            retries=retries, backoff=backoff, timeout=timeout,
-                                            progress=progress)
-            except DownloadError as exc:
-                problems.append((url, str(exc)))
-    else:
-        raise ValueError(f"source must be 'local' or 'download', not {source!r}")
-    if problems:
-        raise BadInputError("fold lists could not be obtained", problems)
-    return FoldLists({name: read_record_list(paths[name]) for name in FOLD_NAMES}, sources,
-                     {name: sha256sum(paths[name]) for name in FOLD_NAMES})
 
 
 def acquire_folds(
@@ -738,31 +523,6 @@ def acquire_folds(
         raise BadInputError("invalid fold lists", problems)
     write_folds(dest, folds.lists, folds.provenance())
     return folds.lists
-
-
-def derive_fold0_from_validation_records(
-    all_records: Iterable[str],
-    validation_records: Sequence[str],
-    excluded: Iterable[str],
-) -> dict[str, list[str]]:
-    """Derive the paper's fold 0 from PhysioNet's official validation record list.
-
-    ``validation0`` = the official validation records (kept in the given order, including any
-    that are also on the exclusion list — the paper's list keeps 4 such records);
-    ``train0`` = all records (sorted) minus the validation records minus the excluded ones.
-    Raises :class:`BadInputError` if a validation or excluded name is not among ``all_records``.
-    """
-    all_list = sorted(set(all_records))
-    universe = set(all_list)
-    val = list(dict.fromkeys(validation_records))
-    excl = set(excluded)
-    problems: list[Problem] = [("validation records", f"unknown record {r}") for r in val if r not in universe]
-    problems += [("excluded records", f"unknown record {r}") for r in sorted(excl - universe)]
-    if problems:
-        raise BadInputError("cannot derive fold 0", problems)
-    val_set = set(val)
-    train = [r for r in all_list if r not in val_set and r not in excl]
-    return {"train0": train, "validation0": val}
 
 
 def acquire(config, dest_dir: str | os.PathLike[str], *,

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from spectnet.config import Params
+from spectnet.datasets.examples import BEATS
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import binary_metrics, majority_vote
 from spectnet.experiments.task import (Evaluation, Task, comparison_notes, comparisons,
@@ -37,7 +38,7 @@ __all__ = ["CLASSES", "TASK", "PAPER_TABLE_II", "TABLE_II_COLUMNS", "HeartSounds
 
 log = logging.getLogger(__name__)
 
-CLASSES = ("normal", "abnormal")
+CLASSES = BEATS.classes
 TASK = "physionet2016-heart-sounds"
 #: Table II of the paper (REPRODUCTION.md §7; fold 0, 284 recordings), in %. Its
 #: accuracy is beat-level, the other columns recording-level (§5).
@@ -83,6 +84,7 @@ class HeartSounds(Task):
 
     name = TASK
     group, example = "recording", "beat"
+    layout = BEATS
     paper = PAPER_TABLE_II
 
     @property
@@ -120,8 +122,7 @@ class HeartSounds(Task):
                 raise SpectNetError(f"{self.data_dir}: the beat index has no column {column!r}")
             return (index[column] == 1) & (index["excluded"] == 0)
 
-        return load_examples(self.data_dir, "beats.npy", "beats.csv", mask, classes=CLASSES,
-                             domain_column="subset", group_column="record", device=device)
+        return load_examples(self.store, mask, domain_column="subset", device=device)
 
     def strata(self, examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
         labels = examples.labels.cpu().numpy().astype(str)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,19 +28,18 @@ import torch
 from spectnet.atomic import atomic_write_text
 from spectnet.config import Params
 from spectnet.datasets.clips import source_recording
+from spectnet.datasets.examples import UNITS
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.metrics import confusion_matrix, mean_posterior, multiclass_metrics
 from spectnet.evaluation.statistics import mean_sd
 from spectnet.experiments.task import (Evaluation, Task, comparison_notes, comparisons,
                                        results_table, write_results_table)
 from spectnet.grid import Run, scene_runs
-from spectnet.preprocessing.clips import UnitDataset
 from spectnet.reporting.tables import tidy_rows
 from spectnet.training.data import ExampleSet, load_examples
 from spectnet.training.trainer import StageSettings
 
-__all__ = ["TASK", "METRICS", "PAPER_TABLE_III", "Scenes", "run_label", "open_store",
-           "write_table_iii"]
+__all__ = ["TASK", "METRICS", "PAPER_TABLE_III", "Scenes", "run_label", "write_table_iii"]
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +91,14 @@ def run_label(name: str) -> str:
     return f"{kind.capitalize()} SpectNet-{n}"
 
 
-def open_store(units_dir: str | Path) -> UnitDataset:
-    """The unit store written by ``spectnet scenes preprocess``."""
-    try:
-        return UnitDataset(units_dir)
-    except (OSError, ValueError, KeyError) as exc:
-        raise SpectNetError(f"{units_dir}: not a readable unit store ({exc})") from None
-
-
 class Scenes(Task):
     """The scene grid on a unit store (``spectnet scenes preprocess``)."""
 
     name = TASK
     group, example = "clip", "unit"
+    layout = UNITS
     paper = PAPER_TABLE_III
     eval_batch_size = EVAL_BATCH
-
-    @cached_property
-    def store(self) -> UnitDataset:
-        return open_store(self.data_dir)
 
     @property
     def section(self):
@@ -148,10 +135,8 @@ class Scenes(Task):
             raise SpectNetError(f"{self.data_dir}: the {self.dataset} unit store has no fold "
                                 f"{fold} (its folds: {folds})")
         mask = (store.index[column] == 1).to_numpy()
-        size = int(mask.sum()) * store.units.shape[1] * store.units.itemsize
-        return load_examples(self.data_dir, "units.npy", "units.csv", mask,
-                             classes=store.classes, group_column="clip", device=device,
-                             in_memory=size <= IN_MEMORY_BYTES)
+        size = int(mask.sum()) * store.waveforms.shape[1] * store.waveforms.itemsize
+        return load_examples(store, mask, device=device, in_memory=size <= IN_MEMORY_BYTES)
 
     def strata(self, examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
         sources = np.array([source_recording(self.dataset, clip) for clip in examples.groups])

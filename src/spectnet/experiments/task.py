@@ -33,6 +33,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -42,11 +43,12 @@ import torch
 
 from spectnet.atomic import atomic_dir, atomic_write_text, remove_path
 from spectnet.config import Params
+from spectnet.datasets.examples import ExampleStore, Layout
 from spectnet.datasets.splits import group_subset, inner_split
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.filters import filter_change
 from spectnet.evaluation.metrics import confusion_matrix
-from spectnet.evaluation.statistics import bootstrap_ci, mcnemar, mean_sd
+from spectnet.evaluation.statistics import bootstrap_ci, mcnemar
 from spectnet.frontend import canonical_parameter_names
 from spectnet.grid import Run, in_comparison, parse_run, run_seeds
 from spectnet.models import build_model
@@ -98,6 +100,8 @@ class Task(ABC):
     #: what a result is about (resampled by the bootstrap) and what the model scores
     group: str
     example: str
+    #: the kind of example store the task reads
+    layout: Layout
     #: the paper's table of this task: run -> metric -> % (REPRODUCTION.md §7)
     paper: Mapping[str, Mapping[str, float]] = {}
     #: examples per evaluation batch
@@ -106,6 +110,11 @@ class Task(ABC):
     def __init__(self, params: Params, data_dir: str | Path) -> None:
         self.params = params
         self.data_dir = Path(data_dir)
+
+    @cached_property
+    def store(self) -> ExampleStore:
+        """The example store at ``data_dir`` (opened on first use)."""
+        return ExampleStore(self.data_dir, self.layout)
 
     # ------------------------------------------------------------------ what differs
     @property

@@ -8,8 +8,8 @@ Every clip is decoded, mixed to mono (mean of its channels), resampled with torc
 - ``clip`` (ESC: 5 s): the whole clip is one unit, zero-padded at the end (``pad_s``) or
   truncated (``dropped_s``).
 
-A unit store is a directory laid out like the heart-beat data set
-(:mod:`spectnet.datasets.beats`), so one loader serves both:
+The unit store is an example store (:data:`~spectnet.datasets.examples.UNITS`, read with
+:class:`~spectnet.datasets.examples.ExampleStore`, like the beat dataset):
 
 - ``units.npy``: float32, shape ``(n_units, unit_samples)``, written incrementally and
   memory-mapped on load;
@@ -42,17 +42,16 @@ import pandas as pd
 
 from spectnet.atomic import atomic_dir
 from spectnet.config import ScenesConfig, UnitConfig
-from spectnet.datasets.clips import CLASSES_JSON, DATASET_JSON, read_clip_dataset
+from spectnet.datasets.clips import read_clip_dataset
+from spectnet.datasets.examples import CLASSES_JSON, DATASET_JSON, UNITS
 from spectnet.datasets.store import NpyAppender
 from spectnet.errors import BadInputError
 from spectnet.parallel import progress_bar, worker_pool
 from spectnet.preprocessing.audio import BadAudioError, read_audio_file, resample
 
-log = logging.getLogger(__name__)
+__all__ = ["cut_units", "prepare_clip", "preprocess_clips"]
 
-UNITS = "units.npy"
-INDEX = "units.csv"
-CLIPS = "clips.csv"
+log = logging.getLogger(__name__)
 
 
 def cut_units(x: np.ndarray, unit_samples: int, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -172,7 +171,7 @@ def preprocess_clips(raw_dir: str | Path, out_dir: str | Path, config: ScenesCon
     summaries, tables, problems = [], [], []
     first_unit = 0
     with atomic_dir(out_dir) as tmp:
-        array = NpyAppender(tmp / UNITS, "<f4", row_shape=(unit_samples,))
+        array = NpyAppender(tmp / UNITS.array, "<f4", row_shape=(unit_samples,))
         with worker_pool(workers or os.cpu_count() or 1) as pool:
             for clip, units, starts, result in progress_bar(
                     pool.imap(_run_job, jobs, chunksize=2), total=len(jobs),
@@ -204,8 +203,8 @@ def preprocess_clips(raw_dir: str | Path, out_dir: str | Path, config: ScenesCon
         index = pd.concat(tables, ignore_index=True).merge(meta, on="clip", how="left")[
             ["clip", "unit", "label", "class", "fold", *fold_columns, "start_s", "pad_s",
              "error_s"]]
-        index.to_csv(tmp / INDEX, index=False)
-        clips.drop(columns=fold_columns).to_csv(tmp / CLIPS, index=False)
+        index.to_csv(tmp / UNITS.index, index=False)
+        clips.drop(columns=fold_columns).to_csv(tmp / UNITS.group_table, index=False)
         (tmp / CLASSES_JSON).write_text(json.dumps(list(table.classes), indent=1) + "\n")
         (tmp / DATASET_JSON).write_text(json.dumps({
             **info, "sample_rate": rate,
@@ -215,32 +214,3 @@ def preprocess_clips(raw_dir: str | Path, out_dir: str | Path, config: ScenesCon
     for where, why in problems:
         log.warning("skipped %s: %s", where, why)
     return clips
-
-
-class UnitDataset:
-    """Read access to a unit store.
-
-    Example:
-        >>> ds = UnitDataset("data/processed/scenes-units")                # doctest: +SKIP
-        >>> test = (ds.index["evaluate1"] == 1).to_numpy()                  # doctest: +SKIP
-        >>> x, y = ds.units[test], ds.index.loc[test, "label"].to_numpy()   # doctest: +SKIP
-    """
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.units = np.load(self.root / UNITS, mmap_mode="r")
-        self.index = pd.read_csv(self.root / INDEX, dtype={"clip": str, "class": str})
-        self.clips = pd.read_csv(self.root / CLIPS, dtype={"clip": str, "class": str}).fillna(
-            {"reason": ""})
-        self.classes = tuple(json.loads((self.root / CLASSES_JSON).read_text()))
-        self.info = json.loads((self.root / DATASET_JSON).read_text())
-        if len(self.index) != len(self.units):
-            raise ValueError(f"{self.root}: {INDEX} has {len(self.index)} rows but {UNITS} "
-                             f"has {len(self.units)} units")
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    @property
-    def sample_rate(self) -> int:
-        return int(self.info["sample_rate"])

@@ -23,7 +23,7 @@ from spectnet.preprocessing.audio import read_audio_file, resample
 from spectnet.config import PreprocessConfig
 from spectnet.errors import BadInputError, SpectNetError
 from spectnet.parallel import progress_bar, worker_pool
-from spectnet.datasets.physionet import FOLD_NAMES, read_record_list
+from spectnet.datasets.folds import FOLD_NAMES, read_record_list
 from spectnet.datasets.store import SignalStoreWriter
 
 log = logging.getLogger(__name__)

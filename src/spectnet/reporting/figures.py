@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from spectnet.atomic import atomic_output
+from spectnet.datasets.examples import BEATS, ExampleStore
 from spectnet.errors import SpectNetError
 from spectnet.frontend import filter_spacing
 from spectnet.grid import (heart_sound_figure_names, heart_sound_runs, run_seeds,
@@ -58,7 +59,6 @@ __all__ = ["save_figure", "run_colours", "describe_runs", "plot_filterbank_learn
 FORMATS = {"png": {"dpi": 150}, "pdf": {}}
 #: The recording-level metrics of the per-subset figure: key -> axis label.
 SUBSET_METRICS = {"macc": "MAcc", "sensitivity": "Sensitivity", "specificity": "Specificity"}
-CLASS_NAMES = ("normal", "abnormal")
 
 
 def save_figure(fig: Figure, path: str | Path) -> list[Path]:
@@ -477,21 +477,20 @@ def pick_beats(beats_dir: str | Path, fold: int) -> list[dict]:
     """One normal and one abnormal beat of ``validation{fold}`` to draw: of the first
     recording of each class (by name), the beat whose cycle length is that recording's
     median (a typical beat, not a truncated or clipped one)."""
-    from spectnet.datasets.beats import BeatDataset
-    dataset = BeatDataset(beats_dir)
-    index = dataset.index
+    store = ExampleStore(beats_dir, BEATS)
+    index = store.index
     column = f"validation{fold}"
     if column not in index:
         raise SpectNetError(f"{beats_dir}: the beat index has no column {column!r}")
     chosen = []
-    for label, name in enumerate(CLASS_NAMES):
+    for label, name in enumerate(store.classes):
         rows = index[(index[column] == 1) & (index["excluded"] == 0) & (index["label"] == label)]
         if rows.empty:
             raise SpectNetError(f"{beats_dir}: no {name} beat in {column}")
         rows = rows[rows["record"] == rows["record"].min()]
         typical = (rows["true_length"] - rows["true_length"].median()).abs()
         row = rows.loc[typical.sort_values(kind="stable").index[0]]
-        chosen.append({"waveform": np.asarray(dataset.beats[row.name], dtype=np.float32),
+        chosen.append({"waveform": np.asarray(store.waveforms[row.name], dtype=np.float32),
                        "true_length": int(row["true_length"]),
                        "title": f"{name.capitalize()}: recording {row['record']} "
                                 f"(subset {row['subset']}), beat {row['beat']}"})

@@ -1,25 +1,25 @@
 """Labelled fixed-length examples gathered by index: the one data interface of training.
 
-Heart beats (``beats.npy`` + ``beats.csv``) and scene units (``units.npy`` +
-``units.csv``) share an on-disk convention: a float32 ``(N, T)`` array and a CSV with one
-row per example, in the same order. :func:`load_examples` selects rows by a mask and
-gives an :class:`ExampleSet`: the waveforms in memory (on the GPU when there is one), or
-left memory-mapped for sets larger than RAM, with labels, domains and groups (the
-recording or clip each example belongs to). Batches are gathered by index tensors; there
-is no per-example Python.
+Heart beats and scene units are example stores (:class:`~spectnet.datasets.examples.
+ExampleStore`: a float32 ``(N, T)`` array and a CSV with one row per example, in the same
+order). :func:`load_examples` selects rows of a store by a mask and gives an
+:class:`ExampleSet`: the waveforms in memory (on the GPU when there is one), or left
+memory-mapped for sets larger than RAM, with labels, domains and groups (the recording or
+clip each example belongs to). Batches are gathered by index tensors; there is no
+per-example Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
+from spectnet.datasets.examples import ExampleStore
 from spectnet.errors import SpectNetError
 from spectnet.runtime import default_device
 
@@ -95,42 +95,31 @@ class ExampleSet:
         return torch.from_numpy(gathered).to(self.device), self.labels[index.to(self.device)]
 
 
-def load_examples(root: str | Path, array: str, table: str, mask: np.ndarray | pd.Series,
-                  *, classes: Sequence[str], label_column: str = "label",
-                  domain_column: str | None = None, group_column: str = "record",
-                  device: torch.device | str | None = None, in_memory: bool = True) -> ExampleSet:
-    """Select the rows of ``root/array`` (``(N, T)`` float32) where ``mask`` holds.
+def load_examples(store: ExampleStore, mask: np.ndarray | pd.Series | Callable, *,
+                  domain_column: str | None = None, device: torch.device | str | None = None,
+                  in_memory: bool = True) -> ExampleSet:
+    """Select the examples of ``store`` where ``mask`` holds.
 
     Args:
-        root: the dataset directory.
-        array, table: file names of the array and of its per-example CSV.
-        mask: ``(N,)`` booleans over the table's rows, or a function of the table.
-        classes: class names in label order.
-        label_column, domain_column, group_column: table columns for the label (int),
-            the domain (any values; coded in sorted order) and the group.
+        store: the example store (its ``label`` column indexes ``store.classes``; its
+            group column names each example's recording or clip).
+        mask: ``(N,)`` booleans over the index's rows, or a function of the index.
+        domain_column: the index column of the domain (any values; coded in sorted order).
         device: where batches go (default: CUDA when available, else CPU).
         in_memory: read the selected rows into memory (on ``device``); ``False`` keeps
             them memory-mapped and gathers each batch from disk.
     """
-    root = Path(root)
     device = default_device(device)
-    try:
-        waveforms = np.load(root / array, mmap_mode="r")
-        index = pd.read_csv(root / table, dtype={group_column: str})
-    except (OSError, ValueError) as exc:
-        raise SpectNetError(f"{root}: cannot read the example set ({exc})") from None
-    if len(index) != len(waveforms):
-        raise SpectNetError(f"{root}: {table} has {len(index)} rows but {array} has "
-                            f"{len(waveforms)} examples")
+    index, waveforms, classes = store.index, store.waveforms, store.classes
     mask = np.asarray(mask(index) if callable(mask) else mask, dtype=bool)
     rows = np.flatnonzero(mask)
     if rows.size == 0:
-        raise SpectNetError(f"{root}: no examples selected")
+        raise SpectNetError(f"{store.root}: no examples selected")
     selected = index.iloc[rows].reset_index(drop=True)
-    labels = selected[label_column].to_numpy()
+    labels = selected["label"].to_numpy()
     if labels.min() < 0 or labels.max() >= len(classes):
-        raise SpectNetError(f"{root}: labels outside 0..{len(classes) - 1} in column "
-                            f"{label_column!r}")
+        raise SpectNetError(f"{store.root}: labels outside 0..{len(classes) - 1} in column "
+                            "'label'")
     if domain_column is None:
         domain_codes, domain_names = np.zeros(len(rows), dtype=np.int64), ()
     else:
@@ -141,8 +130,9 @@ def load_examples(root: str | Path, array: str, table: str, mask: np.ndarray | p
     else:
         data = waveforms if rows.size == len(waveforms) and rows[-1] == len(rows) - 1 else _RowView(waveforms, rows)
     return ExampleSet(data, torch.as_tensor(labels, dtype=torch.long, device=device),
-                      domain_codes.astype(np.int64), selected[group_column].to_numpy(dtype=str),
-                      tuple(classes), domain_names, selected)
+                      domain_codes.astype(np.int64),
+                      selected[store.layout.group].to_numpy(dtype=str), tuple(classes),
+                      domain_names, selected)
 
 
 class _RowView:

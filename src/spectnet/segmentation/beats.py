@@ -1,15 +1,17 @@
-"""The heart-beat dataset: every recording segmented and cut into cardiac cycles.
-
-A beat dataset is a directory with
+"""The segmentation step: every recording of a signal store segmented and cut into
+cardiac cycles, written as the beat dataset (an example store,
+:data:`~spectnet.datasets.examples.BEATS`):
 
 - ``beats.npy``: float32, shape ``(n_beats, beat_length)``, every beat zero-padded or
-  truncated to ``beat_length`` samples (memory-mapped on load);
+  truncated to ``beat_length`` samples;
 - ``beats.csv``: one row per beat, in the same order: record, beat number, onset,
   S1 onset, true length, truncated flag, label, subset (domain), exclusion and folds;
 - ``recordings.csv``: one row per recording: heart rate, systolic interval, number of
   beats, status (``ok``, ``flagged`` or ``failed``) and the reason, with the store's
   manifest columns (``clipped_fraction`` among them). A recording that is too short or
   too noisy to segment is listed as ``failed``; it never stops the run.
+
+Read it with :class:`~spectnet.datasets.examples.ExampleStore`.
 """
 
 from __future__ import annotations
@@ -24,18 +26,18 @@ import numpy as np
 import pandas as pd
 
 from spectnet.atomic import atomic_dir, atomic_write_text
-from spectnet.segmentation.cycles import extract_beats
 from spectnet.config import BeatsConfig, SegmentationConfig
-from spectnet.segmentation import SegmentationError, segment_heart_cycles
-from spectnet.parallel import progress_bar, worker_pool
+from spectnet.datasets.examples import BEATS
 from spectnet.datasets.store import NpyAppender, SignalStore
 from spectnet.errors import SpectNetError
+from spectnet.parallel import progress_bar, worker_pool
+from spectnet.segmentation.cycles import extract_beats
+from spectnet.segmentation.springer import SegmentationError, segment_heart_cycles
+
+__all__ = ["CLIPPED_FRACTION", "build_beat_dataset", "summarise"]
 
 log = logging.getLogger(__name__)
 
-BEATS = "beats.npy"
-INDEX = "beats.csv"
-RECORDINGS = "recordings.csv"
 #: A recording with at least this fraction of its samples at full scale counts as clipped
 #: in the summary (9 of the 3240 PhysioNet 2016 recordings, the worst at 3 %).
 CLIPPED_FRACTION = 0.01
@@ -112,7 +114,7 @@ def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
     per_beat_meta = ["record", "label", "subset", "excluded", *fold_columns]
     summaries, tables = [], []
     with atomic_dir(out_dir) as tmp:
-        array = NpyAppender(tmp / BEATS, "<f4", row_shape=(beats.beat_length,))
+        array = NpyAppender(tmp / BEATS.array, "<f4", row_shape=(beats.beat_length,))
         with worker_pool(workers or os.cpu_count() or 1, _open_store,
                          (str(store_dir),)) as pool:
             for seg in progress_bar(pool.imap(_segment_one, jobs, chunksize=4),
@@ -130,8 +132,8 @@ def build_beat_dataset(store_dir: str | Path, out_dir: str | Path,
         index = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
             columns=["record", "beat", "onset", "s1_onset", "true_length", "truncated"])
         index = index.merge(meta[per_beat_meta], on="record", how="left")
-        index.to_csv(tmp / INDEX, index=False)
-        recordings.to_csv(tmp / RECORDINGS, index=False)
+        index.to_csv(tmp / BEATS.index, index=False)
+        recordings.to_csv(tmp / BEATS.group_table, index=False)
     if summary_path is not None:
         atomic_write_text(summary_path, json.dumps(summarise(recordings, index), indent=2) + "\n")
     return recordings
@@ -159,24 +161,3 @@ def summarise(recordings: pd.DataFrame, index: pd.DataFrame) -> dict:
         "cycle_length_p95_samples": float(lengths.quantile(0.95)) if len(lengths) else 0.0,
         "heart_rate_median_bpm": float(used["heart_rate_bpm"].median()),
     }
-
-
-class BeatDataset:
-    """Read access to a beat dataset.
-
-    Example:
-        >>> ds = BeatDataset("data/processed/physionet2016-beats")    # doctest: +SKIP
-        >>> x = ds.beats[ds.index["validation0"] == 1]                 # doctest: +SKIP
-    """
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.beats = np.load(self.root / BEATS, mmap_mode="r")
-        self.index = pd.read_csv(self.root / INDEX, dtype={"record": str})
-        self.recordings = pd.read_csv(self.root / RECORDINGS, dtype={"record": str})
-        if len(self.index) != len(self.beats):
-            raise ValueError(f"{self.root}: {INDEX} has {len(self.index)} rows but {BEATS} "
-                             f"has {len(self.beats)} beats")
-
-    def __len__(self) -> int:
-        return len(self.index)

@@ -51,8 +51,8 @@ def test_learnable_frontend_gets_gradients_frozen_one_does_not():
     learnable = build_model(scene_spec())
     torch.nn.functional.cross_entropy(learnable(x), y).backward()
     grads = {n: p.grad for n, p in learnable.frontend.named_parameters()}
-    assert set(grads) == {"filterbank.raw_center_frequency", "filterbank.raw_bandwidth",
-                          "filterbank.raw_amplitude"}
+    assert set(grads) == {"filterbank.offset_center_frequency", "filterbank.offset_bandwidth",
+                          "filterbank.offset_amplitude"}
     assert all(g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
                for g in grads.values())
 

@@ -126,7 +126,7 @@ def test_each_step_reads_only_its_scene_keys():
         return {step for step in STEP_PARAMS
                 if params_slice(base, step) != params_slice(other, step)}
 
-    assert changed({"scenes": {"learnable": {"lr": 0.001}}}) == {
+    assert changed({"scenes": {"learnable": {"lr": 0.002}}}) == {
         "train_learnable_scenes", "train_control_scenes"}
     assert changed({"scenes": {"learnable": {"frontend_lr": 0.1}}}) == {"train_learnable_scenes"}
     assert changed({"scales": {"quick": {"scenes": {"static": {
@@ -136,7 +136,8 @@ def test_each_step_reads_only_its_scene_keys():
     assert changed({"scenes": {"evaluation": {"ci_level": 0.9}}}) == {"evaluate_scenes",
                                                                       "table_scenes"}
     # another filter count adds runs; the existing runs' settings stay as they were
-    assert changed({"scenes": {"frontend": {"n_filters": [16, 46]}}}) == {"table_scenes"}
+    assert changed({"scenes": {"frontend": {"n_filters": [16, 46]}}}) == {"table_scenes",
+                                                                         "figures_scenes"}
     assert changed({"scenes": {"frontend": {"hop_length": 110}}}) == {"train_static_scenes"}
 
 

@@ -387,7 +387,8 @@ def test_sync_marks_what_matches_and_names_the_rest(origin, tmp_path, monkeypatc
     planned = set(rules_of(planned_jobs(cwd=root))) - {"all"}
     assert planned == set(rules_of(dvc_stages(root))) - {
         "fetch_physionet", "fetch_scenes", "preprocess_scenes", "train_static_scenes",
-        "train_learnable_scenes", "evaluate_scenes", "table_scenes"}
+        "train_learnable_scenes", "train_control_scenes", "evaluate_scenes", "table_scenes",
+        "figures_scenes"}
 
 
 @pytest.mark.slow
@@ -498,8 +499,9 @@ def test_ctrl_c_then_the_same_command_again_and_a_collaborator_gets_what_ran(ori
     from helpers_workflow import ENV
     owner = pulled_clone(origin, tmp_path / "owner")
     sync(owner)
-    set_params(owner, heart_sounds__learnable__lr=0.002)
-    commit(owner, "another learning rate")
+    # the front-end's rate: learnable-16 alone reruns (its control trains no filters)
+    set_params(owner, heart_sounds__learnable__frontend_lr=0.05)
+    commit(owner, "another front-end learning rate")
     before = yaml.safe_load((owner / "dvc.lock").read_text())["stages"]
     training = "train_learnable_physionet--n-16--seed-1"
     evaluation = "evaluate_physionet--run-learnable-16--seed-1"

@@ -211,7 +211,7 @@ class LearnableStageConfig(_Section):
     learn: tuple[str, ...] = ("f", "b", "a")
     parametrization: str = "relative"
     lr: float = 0.001
-    frontend_lr: float = 0.01
+    frontend_lr: float = 0.03
     warmup_steps: int = 50
 
 
@@ -341,7 +341,7 @@ class SceneLearnableStageConfig(_Section):
     learn: tuple[str, ...] = ("f", "b", "a")
     parametrization: str = "relative"
     lr: float = 0.001
-    frontend_lr: float = 0.01
+    frontend_lr: float = 0.03
     warmup_steps: int = 12
 
 

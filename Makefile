@@ -2,6 +2,7 @@
 # locked environment in .venv first (idempotent; redone when the lock file changes).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+TEST_WORKERS ?= 2
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup reproduce pull sync experiments test bench lock clean-env
@@ -27,8 +28,10 @@ sync: setup               ## after `dvc pull`: verify the data with DVC, then ma
 experiments: setup        ## compare experiments: the active scale's params, the headline metrics
 	spectnet workflow experiments
 
+# Two workers, each taking whole files (module fixtures are built once), the files with
+# the most slow tests first (tests/conftest.py): the workflow file runs beside the rest.
 test: setup               ## run the test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: setup              ## run the benchmarks in bench/
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

@@ -115,7 +115,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--beats", type=Path, default=REPO / "data/processed/physionet2016-beats")
     parser.add_argument("--steps", type=int, default=8, help="batches per measurement")
-    parser.add_argument("--batch", type=int, default=192, help="batch size (192 = quick scale)")
+    parser.add_argument("--batch", type=int, default=192, help="batch size (the quick scale trains at 64, the full scale at 996)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--runs", nargs="+", default=list(RUNS))
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")

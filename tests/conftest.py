@@ -14,6 +14,16 @@ DATA_ROOT = Path(os.environ.get("SPECTNET_DATA", REPO.parent / "shared" / "data"
 PHYSIONET = DATA_ROOT / "physionet2016"
 
 
+def pytest_collection_modifyitems(items):
+    """Files with more slow tests first (stable otherwise). `make test` runs the suite on
+    two workers that take whole files in this order (pytest-xdist, --dist loadfile
+    --no-loadscope-reorder): the long workflow file starts at once instead of last."""
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.fspath] = slow.get(item.fspath, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: -slow[item.fspath])
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path} (set SPECTNET_DATA)")

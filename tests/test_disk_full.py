@@ -52,6 +52,7 @@ def assert_one_clear_line(stderr: str, path: Path) -> None:
     assert "inline_container" not in stderr, stderr
 
 
+@pytest.mark.slow
 def test_preprocess_on_a_full_disk_names_the_store_and_keeps_the_previous_one(
         small_fs, tmp_path):
     out = small_fs / "store"

@@ -176,6 +176,7 @@ def test_batched_files_equal_one_by_one(classifier, physionet_dir):
         assert result["p_abnormal"] == pytest.approx(alone["p_abnormal"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_exported_model_gives_the_same_labels(tiny_heart_model, physionet_dir, tmp_path):
     pytest.importorskip("onnxruntime", reason="the `export` extra is not installed")
     from spectnet.export import export_model

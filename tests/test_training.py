@@ -159,6 +159,7 @@ def test_score_is_recording_level_majority_vote(small_beats_dir, validation_set)
 
 
 # ----------------------------------------------------------------------------- trainer
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_overfits_a_small_subset(train_set, tmp_path):
     """12 normal and 12 abnormal beats, 100 steps: the ResNet memorises them."""
     picked = np.r_[np.flatnonzero(train_set.labels.numpy() == 0)[:12],
@@ -350,6 +351,7 @@ def test_stage_two_starts_from_stage_one_and_moves_the_filters(static_run, small
         train_run("learnable-4", 1, params, small_beats_dir, tmp_path / "y")
 
 
+@pytest.mark.slow
 def test_the_control_is_learnable_n_with_a_frozen_front_end(static_run, small_beats_dir, tmp_path):
     """Same start, steps, batches and CNN optimiser: with a front-end rate too small to move
     a float32 filter, learnable-N and static-N-control end bit-identical; with the

@@ -560,7 +560,11 @@ def draw_heart_sound_figures(models_dir: str | Path, runs_dir: str | Path,
         [_read_csv(models_dir / run / f"seed{seed}" / "history.csv").assign(run=run, seed=seed)
          for run in runs for seed in seeds[run]], ignore_index=True)
     best = {key: summary["best_epoch"] for key, summary in summaries.items()}
-    save(plot_learning_curves(histories, best, f"{data_note}; {subtitle}"), "learning-curves")
+    # The curves are the selection set's, which is validation0 only under the authors' A21.
+    selection_note = (f"selection set: recordings held out of train{heart.fold}"
+                      if heart.selection.split == "inner" else data_note)
+    save(plot_learning_curves(histories, best, f"{selection_note}; {subtitle}"),
+         "learning-curves")
 
     for run in trained_frontend_runs(params):
         trace = pd.concat([_read_csv(models_dir / run / f"seed{seed}" / "frontend.csv")

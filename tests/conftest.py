@@ -15,13 +15,16 @@ PHYSIONET = DATA_ROOT / "physionet2016"
 
 
 def pytest_collection_modifyitems(items):
-    """Files with more slow tests first (stable otherwise). `make test` runs the suite on
-    two workers that take whole files in this order (pytest-xdist, --dist loadfile
-    --no-loadscope-reorder): the long workflow file starts at once instead of last."""
-    slow: dict[str, int] = {}
+    """The order in which `make test`'s two workers take whole files (pytest-xdist,
+    --dist loadfile --no-loadscope-reorder): the files with more slow tests first, so that
+    the workflow file, which builds the shared `origin`, starts at once; the files that
+    only use that origin (``pytestmark = pytest.mark.after_origin``) last, by when it is
+    built, so no worker waits for it idle."""
+    slow: dict[Path, int] = {}
     for item in items:
-        slow[item.fspath] = slow.get(item.fspath, 0) + (item.get_closest_marker("slow") is not None)
-    items.sort(key=lambda item: -slow[item.fspath])
+        slow[item.path] = slow.get(item.path, 0) + (item.get_closest_marker("slow") is not None)
+    items.sort(key=lambda item: (item.get_closest_marker("after_origin") is not None,
+                                 -slow[item.path]))
 
 
 def require(path: Path) -> Path:
@@ -40,6 +43,28 @@ def physionet_dir() -> Path:
 def esc10_dir() -> Path:
     """The real ESC-10 clips, one folder per class (read-only)."""
     return require(DATA_ROOT / "esc10")
+
+
+@pytest.fixture(scope="session")
+def origin(tmp_path_factory, physionet_dir, esc10_dir) -> Path:
+    """The workflow tests' user repository: the whole DAG built at the smoke scale on small
+    real subsets, pushed to a local-directory DVC remote, committed
+    (:func:`helpers_workflow.build_origin`). Built once per test run: under pytest-xdist
+    the first worker to need it builds it under a file lock in the run's shared temporary
+    folder, and the others use it (tests only clone and pull it)."""
+    from filelock import FileLock
+
+    from helpers_workflow import build_origin
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build_origin(tmp_path_factory.mktemp("workflow"), physionet_dir, esc10_dir)
+    shared = tmp_path_factory.getbasetemp().parent / "workflow"
+    with FileLock(f"{shared}.lock"):
+        if not (shared / "built").exists():
+            shutil.rmtree(shared, ignore_errors=True)     # a build that failed part-way
+            shared.mkdir()
+            build_origin(shared, physionet_dir, esc10_dir)
+            (shared / "built").touch()
+    return shared / "origin"
 
 
 def make_raw_dir(dest: Path, records: dict[str, list[str]]) -> Path:

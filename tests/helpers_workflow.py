@@ -4,6 +4,7 @@ a small real PhysioNet subset, git and DVC, and the project's own `snakemake`, `
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -157,3 +158,46 @@ def set_params(root: Path, **values) -> None:
             section = section[name]
         section[leaf] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+#: The heart-sound runs of the smoke grid (one seed).
+HEART_RUNS_SMOKE = [(run, 1) for run in ("static-4", "static-8", "static-16", "learnable-16",
+                                         "static-16-control", "gammatone-1d", "gammatone-2d")]
+
+
+def build_origin(base: Path, physionet_dir: Path, esc10_dir: Path) -> Path:
+    """A user's repository where `snakemake` built everything (the whole DAG at the smoke
+    scale, training included) on small real subsets, then `dvc push` shared it through a
+    local-directory remote; all committed."""
+    physionet = make_physionet_subset(physionet_dir, base / "physionet-copy")
+    esc10 = make_esc10_subset(esc10_dir, base / "esc10-copy")
+    root = make_workflow_repo(base / "origin", physionet, esc10)
+    snakemake("--cores", "2", cwd=root)
+    dvc("remote", "add", "-d", "shared", base / "remote", cwd=root)
+    dvc("push", "-q", cwd=root)
+    commit(root, "results")
+    return root
+
+
+def pulled_clone(origin: Path, dest: Path) -> Path:
+    """A collaborator's fresh clone with the shared data pulled."""
+    clone(origin, dest)
+    dvc("pull", "-q", cwd=dest)
+    return dest
+
+
+def stages_to_rerun(root: Path) -> set[str]:
+    return set(json.loads(dvc("status", "--json", cwd=root).stdout or "{}"))
+
+
+def dvc_stages(root: Path) -> dict[str, dict]:
+    return yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+
+
+def rules_of(stages) -> dict[str, set[str]]:
+    """Stage (or job) names grouped by rule: ``train_static_physionet--n-4--seed-1`` ->
+    ``train_static_physionet``."""
+    grouped = {}
+    for name in stages:
+        grouped.setdefault(name.split("--")[0], set()).add(name)
+    return grouped

@@ -16,6 +16,7 @@ import torch
 from helpers_training import assert_killed_run_resumes_exactly, same_run
 from spectnet.cli import main
 from spectnet.config import Params
+from spectnet.datasets.examples import ExampleStore
 from spectnet.errors import SpectNetError
 from spectnet.experiments.heart_sounds import HeartSounds
 from spectnet.experiments.task import resume_dir
@@ -23,6 +24,7 @@ from spectnet.models import build_model
 from spectnet.params import validate_params
 from spectnet.training.checkpoint import load_model, read_model_file
 from spectnet.training.samplers import DoubleBalancedSampler, ShuffledSampler
+from spectnet.training.data import ExampleSet, load_examples
 from spectnet.training.trainer import StageSettings, predict_proba, train_stage
 
 
@@ -120,6 +122,54 @@ def test_splits_are_disjoint_recordings_without_excluded_ones(small_beats_dir, t
     beats = np.load(small_beats_dir / "beats.npy", mmap_mode="r")
     rows = index.index[(index["validation0"] == 1) & (index["excluded"] == 0)]
     assert np.array_equal(x.numpy(), beats[rows[[0, 5]]])
+
+
+def test_a_streamed_set_reads_ahead_and_gives_the_in_memory_batches(small_beats_dir, train_set):
+    """A memory-mapped set: the same batches in the same order as in memory, the indices
+    drawn in the caller's order and at most ``prefetch`` ahead of what it has received."""
+    store = ExampleStore(small_beats_dir)
+    mask = ((store.index["train0"] == 1) & (store.index["excluded"] == 0)).to_numpy()
+    streamed = load_examples(store, mask, domain_column="subset", device="cpu", in_memory=False)
+    assert streamed.streamed and not train_set.streamed and len(streamed) == len(train_set)
+    sampler = ShuffledSampler(len(train_set), 32, seed=3)
+    indices = [sampler.next_batch() for _ in range(sampler.steps_per_epoch)]
+    drawn = []
+
+    def draw():
+        for index in indices:
+            drawn.append(index)
+            yield index
+
+    for k, (x, y) in enumerate(streamed.batches(draw(), prefetch=2)):
+        assert len(drawn) <= k + 1 + 2
+        expected_x, expected_y = train_set.batch(indices[k])
+        assert torch.equal(x, expected_x) and torch.equal(y, expected_y)
+    assert k + 1 == len(indices) and all(a is b for a, b in zip(drawn, indices))
+    # a read that fails reaches the caller; stopping early leaves nothing running
+    with pytest.raises(IndexError):
+        list(streamed.batches([torch.tensor([0]), torch.tensor([len(streamed)])]))
+    first = next(iter(streamed.batches(indices)))
+    assert torch.equal(first[0], train_set.batch(indices[0])[0])
+
+
+def test_a_streamed_set_trains_exactly_the_in_memory_model(small_beats_dir, train_set, tmp_path):
+    rows = np.arange(len(train_set)) < 48
+    in_memory = train_set.subset(rows)
+    streamed = ExampleSet(np.ascontiguousarray(in_memory.waveforms.numpy()), in_memory.labels,
+                          in_memory.domains, in_memory.groups, in_memory.classes)
+    results = []
+    for examples in (in_memory, streamed):
+        torch.manual_seed(0)
+        model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                             "sample_rate": 1000, "frontend": {"n_filters": 4}})
+        stage = StageSettings(epochs=2, batch_size=12, steps_per_epoch=3, sampler="shuffled",
+                              eval_batch_size=20)
+        results.append(train_stage(model, stage, examples, examples, lambda probs, ex: {
+            "macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}, seed=0,
+            work_dir=tmp_path / str(examples.streamed), progress=False))
+    assert all(torch.equal(results[0].last_state[k], results[1].last_state[k])
+               for k in results[0].last_state)
+    assert results[0].history[-1]["macc"] == results[1].history[-1]["macc"]
 
 
 def test_inner_split_is_record_disjoint_stratified_and_never_touches_validation(

@@ -79,7 +79,8 @@ _DATASET_NAMES = {"dcase2016": "TUT Acoustic Scenes 2016 development set (DCASE 
 #: filters, so evaluation batches stay small on any device.
 EVAL_BATCH = 16
 #: Example sets up to this size are read into memory (on the training device); larger
-#: ones stay memory-mapped and each batch is gathered from the page cache.
+#: ones stay memory-mapped and stream: each batch is read ahead from disk while the
+#: previous one computes (:meth:`~spectnet.training.data.ExampleSet.batches`).
 IN_MEMORY_BYTES = 2 << 30
 
 

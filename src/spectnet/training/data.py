@@ -6,13 +6,18 @@ order). :func:`load_examples` selects rows of a store by a mask and gives an
 :class:`ExampleSet`: the waveforms in memory (on the GPU when there is one), or left
 memory-mapped for sets larger than RAM, with labels, domains and groups (the recording or
 clip each example belongs to). Batches are gathered by index tensors; there is no
-per-example Python.
+per-example Python. A memory-mapped set streams: :meth:`ExampleSet.batches` reads the
+next batches from disk in a background thread (into pinned memory on CUDA, copied
+asynchronously) while the caller computes on the current one.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -75,7 +80,7 @@ class ExampleSet:
         """The examples where ``mask`` (``(N,)`` booleans) holds, in order."""
         mask = np.asarray(mask, dtype=bool)
         rows = np.flatnonzero(mask)
-        if isinstance(self.waveforms, Tensor):
+        if not self.streamed:
             waveforms = self.waveforms[torch.from_numpy(rows).to(self.waveforms.device)]
         else:
             waveforms = _RowView(self.waveforms, rows)
@@ -84,15 +89,54 @@ class ExampleSet:
                           self.domains[mask], self.groups[mask], self.classes,
                           self.domain_names, index)
 
+    @property
+    def streamed(self) -> bool:
+        """The waveforms stay on disk (memory-mapped): each batch is read when it is needed."""
+        return not isinstance(self.waveforms, Tensor)
+
     def batch(self, index: Tensor) -> tuple[Tensor, Tensor]:
         """``(len(index), T)`` waveforms and ``(len(index),)`` labels on the set's device."""
-        if isinstance(self.waveforms, Tensor):
-            return self.waveforms[index.to(self.waveforms.device)], self.labels[index.to(self.device)]
+        labels = self.labels[index.to(self.device)]
+        if not self.streamed:
+            return self.waveforms[index.to(self.waveforms.device)], labels
         rows = index.cpu().numpy()
         order = np.argsort(rows, kind="stable")  # memory maps read fastest in file order
-        gathered = np.empty((len(rows), self.n_samples), dtype=np.float32)
-        gathered[order] = self.waveforms[rows[order]]
-        return torch.from_numpy(gathered).to(self.device), self.labels[index.to(self.device)]
+        # page-locked on CUDA, so the copy below runs asynchronously (DMA)
+        gathered = torch.empty((len(rows), self.n_samples), dtype=torch.float32,
+                               pin_memory=self.device.type == "cuda")
+        gathered.numpy()[order] = self.waveforms[rows[order]]
+        return gathered.to(self.device, non_blocking=True), labels
+
+    def batches(self, indices: Iterable[Tensor], prefetch: int = 2
+                ) -> Iterator[tuple[Tensor, Tensor]]:
+        """The :meth:`batch` of each index tensor of ``indices``, in order.
+
+        A streamed set reads up to ``prefetch`` batches ahead in a background thread, so
+        disk reads overlap the caller's computation; ``indices`` is still consumed in the
+        caller's thread and never further than it yields, plus ``prefetch`` (a sampler
+        drawing them keeps its sequence). An in-memory set gathers each batch on demand.
+
+        Example:
+            >>> examples = ExampleSet(np.arange(12, dtype=np.float32).reshape(4, 3),
+            ...                       torch.tensor([0, 1, 1, 0]), np.zeros(4, int),
+            ...                       np.array(list("aabb")), ("no", "yes"))
+            >>> [y.tolist() for _, y in examples.batches([torch.tensor([3]), torch.tensor([1, 2])])]
+            [[0], [1, 1]]
+        """
+        if not self.streamed or prefetch < 1:
+            yield from map(self.batch, indices)
+            return
+        indices = iter(indices)
+        with ThreadPoolExecutor(1, thread_name_prefix="spectnet-batches") as reader:
+            pending = deque(reader.submit(self.batch, i) for i in itertools.islice(indices, prefetch))
+            try:
+                while pending:
+                    ready = pending.popleft().result()
+                    pending.extend(reader.submit(self.batch, i) for i in itertools.islice(indices, 1))
+                    yield ready
+            finally:  # the caller stopped early: drop the reads not started
+                for future in pending:
+                    future.cancel()
 
 
 def load_examples(store: ExampleStore, mask: np.ndarray | pd.Series | Callable, *,

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -174,11 +174,15 @@ class _OnFeatures(nn.Module):
         return self.cnn(features)
 
 
+def _chunks(n: int, size: int) -> Iterator[Tensor]:
+    """Indices ``0 .. n-1`` in consecutive batches of ``size`` (the last one shorter)."""
+    return (torch.arange(start, min(start + size, n)) for start in range(0, n, size))
+
+
 @torch.no_grad()
 def _features(model: nn.Module, examples: ExampleSet, batch_size: int) -> ExampleSet:
     """The examples with their waveforms replaced by ``model.features`` (in memory)."""
-    parts = [model.features(examples.batch(torch.arange(i, min(i + batch_size, len(examples))))[0])
-             for i in range(0, len(examples), batch_size)]
+    parts = [model.features(x) for x, _ in examples.batches(_chunks(len(examples), batch_size))]
     return ExampleSet(torch.cat(parts), examples.labels, examples.domains, examples.groups,
                       examples.classes, examples.domain_names, examples.index)
 
@@ -189,9 +193,7 @@ def predict_proba(model: nn.Module, examples: ExampleSet, batch_size: int = 512)
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, len(examples), batch_size):
-        index = torch.arange(start, min(start + batch_size, len(examples)))
-        x, _ = examples.batch(index)
+    for x, _ in examples.batches(_chunks(len(examples), batch_size)):
         with autocast_for(x.device):
             out.append(class_probabilities(model, model(x)).cpu())
     model.train(was_training)
@@ -336,6 +338,11 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
     run_id = fingerprint({"stage": asdict(stage), "seed": seed, "run": dict(run_settings or {}),
                           "n_train": len(train), "n_validation": len(validation)})
     model.to(device)
+    if device.type == "cuda":
+        # every training batch has one shape, so cuDNN's timed choice of kernels pays off;
+        # it makes GPU runs pick kernels by timing (GPU results are not bit-reproducible
+        # anyway: their backward passes sum with atomics)
+        torch.backends.cudnn.benchmark = True
     if stage.channels_last and hasattr(model, "cnn"):
         model.cnn.to(memory_format=torch.channels_last)
     frontend = getattr(model, "frontend", None)
@@ -395,11 +402,11 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         model.train()
         total_loss, n_seen = 0.0, 0
         optimizer.zero_grad(set_to_none=True)
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{stage.epochs}", unit="batch",
-                   disable=not progress, leave=False,
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
-        for step in bar:
-            x, y = train.batch(sampler.next_batch())
+        # a streamed training set reads the next batches while this one computes
+        bar = tqdm(train.batches(sampler.next_batch() for _ in range(steps)), total=steps,
+                   desc=f"epoch {epoch}/{stage.epochs}", unit="batch", disable=not progress,
+                   leave=False, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        for step, (x, y) in enumerate(bar):
             with autocast_for(device):
                 outputs = net(x)
             loss = F.cross_entropy(outputs.float(), y)

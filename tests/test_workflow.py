@@ -194,6 +194,40 @@ def test_a_stale_dvc_yaml_is_named_stage_by_stage(tmp_path, monkeypatch, capsys)
     assert main(["workflow", "dvc-yaml"]) == 0 and write_dvc_yaml(root, check=True) is True
 
 
+def test_commit_stages_writes_what_dvc_commit_force_writes(tmp_path, monkeypatch, capsys):
+    """`spectnet workflow commit` (dvc.yaml and dvc.lock parsed once) leaves dvc.lock and
+    the cache exactly as `dvc commit --force` of the same stages does, stages not named
+    untouched; an unknown name writes nothing."""
+    stages = {"stages": {
+        "prepare": {"cmd": "true", "deps": ["raw.txt"], "params": ["rate"],
+                    "outs": ["data/prepared.txt"]},
+        "train": {"cmd": "true", "deps": ["data/prepared.txt", "code.py"],
+                  "outs": ["models/model.bin", {"results/score.json": {"cache": False}}]},
+        "other": {"cmd": "true", "deps": ["raw.txt"], "outs": ["other.txt"]}}}
+    roots = []
+    for name in ("cli", "ours"):
+        root = tmp_path / name
+        for path, text in {"raw.txt": "1 2 3\n", "code.py": "print(1)\n", "params.yaml": "rate: 4\n",
+                           "data/prepared.txt": "prepared\n", "models/model.bin": "\x00\x01weights",
+                           "results/score.json": '{"macc": 0.5}\n', "other.txt": "x\n"}.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            (root / path).write_text(text)
+        (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
+        dvc("init", "--no-scm", "-q", cwd=root)
+        roots.append(root)
+    dvc("commit", "--force", "--quiet", "train", "prepare", cwd=roots[0])
+    monkeypatch.chdir(roots[1])
+    assert main(["workflow", "commit", "train", "prepare"]) == 0
+    lock = [(root / "dvc.lock").read_text() for root in roots]
+    assert lock[0] == lock[1] and "other" not in yaml.safe_load(lock[1])["stages"]
+    cache = [sorted(p.relative_to(root) for p in (root / ".dvc/cache").rglob("*") if p.is_file())
+             for root in roots]
+    assert cache[0] == cache[1] and any(p.parts[2] == "runs" for p in cache[1])  # + run cache
+    assert main(["workflow", "commit", "train", "nonesuch"]) == 1
+    assert "ERROR spectnet: dvc.yaml: no stage nonesuch" in capsys.readouterr().err
+    assert (roots[1] / "dvc.lock").read_text() == lock[1]
+
+
 # ------------------------------------------------------------ parameters on the CLI
 def test_nested_numeric_config_override_reaches_the_rule():
     jobs = planned_jobs("-F", "--config", "preprocess={lowpass_hz: 300, remove_spikes: false}",

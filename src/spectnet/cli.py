@@ -133,6 +133,12 @@ def cmd_workflow_sync(args) -> None:
     _print_sync(sync("."))
 
 
+def cmd_workflow_commit(args) -> None:
+    """`dvc commit --force` of the named stages, each file parsed once."""
+    from spectnet.workflow import commit_stages
+    log.info("recorded in dvc.lock: %s", ", ".join(commit_stages(args.stages, ".")))
+
+
 def _print_sync(result) -> None:
     total = len(result.marked) + len(result.not_marked)
     print(f"DVC verified the data against dvc.lock (every file hashed, the cache's objects "
@@ -159,7 +165,7 @@ def cmd_workflow_metrics(args) -> None:
 
 
 def _add_workflow_commands(sub) -> None:
-    """spectnet workflow dvc-yaml | pull | sync | experiments | metrics."""
+    """spectnet workflow dvc-yaml | commit | pull | sync | experiments | metrics."""
     wf = sub.add_parser("workflow", help="keep Snakemake and DVC in agreement",
                         description="The Snakefile is the one description of the DAG; "
                                     "dvc.yaml is generated from it. Run in the repository root.")
@@ -172,6 +178,13 @@ def _add_workflow_commands(sub) -> None:
              "rule, or after editing `scale` (which changes the set of jobs).")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 naming the stages if dvc.yaml is not current")
+    p = _step(wsub, "commit", cmd_workflow_commit,
+              "record stages in dvc.lock (what `dvc commit --force STAGE...` does, faster)",
+              "Hash the named stages' deps and outs, save the outs to DVC's cache and "
+              "write their entries in dvc.lock, as `dvc commit --force` does, reading and "
+              "writing dvc.yaml and dvc.lock once instead of once per stage. The workflow "
+              "runs it after each Snakemake run for the jobs that ran.")
+    p.add_argument("stages", nargs="+", metavar="STAGE", help="stage names of dvc.yaml")
     _step(wsub, "pull", cmd_workflow_pull,
              "`dvc pull` what dvc.lock records, then `sync`",
              "For a collaborator: `dvc pull` of every stage dvc.lock records (plain `dvc "

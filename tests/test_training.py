@@ -44,6 +44,19 @@ def train_run(name, seed, params, beats, out, init_model=None):
                       progress=False)
 
 
+def tiny_run(examples, work_dir, **stage):
+    """Two epochs of three shuffled batches of 12 of a 4-filter static SpectNet-ResNet,
+    seeded, trained and scored (accuracy) on ``examples``."""
+    torch.manual_seed(0)
+    model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                         "sample_rate": 1000, "frontend": {"n_filters": 4}})
+    settings = StageSettings(epochs=2, batch_size=12, steps_per_epoch=3, sampler="shuffled",
+                             **stage)
+    return train_stage(model, settings, examples, examples, lambda probs, ex: {
+        "macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}, seed=0,
+        work_dir=work_dir, progress=False)
+
+
 @pytest.fixture(scope="module")
 def train_set(small_beats_dir):
     return HeartSounds(Params(), small_beats_dir).load(0, "train", torch.device("cpu"))
@@ -157,16 +170,8 @@ def test_a_streamed_set_trains_exactly_the_in_memory_model(small_beats_dir, trai
     in_memory = train_set.subset(rows)
     streamed = ExampleSet(np.ascontiguousarray(in_memory.waveforms.numpy()), in_memory.labels,
                           in_memory.domains, in_memory.groups, in_memory.classes)
-    results = []
-    for examples in (in_memory, streamed):
-        torch.manual_seed(0)
-        model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
-                             "sample_rate": 1000, "frontend": {"n_filters": 4}})
-        stage = StageSettings(epochs=2, batch_size=12, steps_per_epoch=3, sampler="shuffled",
-                              eval_batch_size=20)
-        results.append(train_stage(model, stage, examples, examples, lambda probs, ex: {
-            "macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}, seed=0,
-            work_dir=tmp_path / str(examples.streamed), progress=False))
+    results = [tiny_run(examples, tmp_path / str(examples.streamed), eval_batch_size=20)
+               for examples in (in_memory, streamed)]
     assert all(torch.equal(results[0].last_state[k], results[1].last_state[k])
                for k in results[0].last_state)
     assert results[0].history[-1]["macc"] == results[1].history[-1]["macc"]
@@ -233,16 +238,8 @@ def test_training_lowers_the_loss_and_overfits_a_small_subset(train_set, tmp_pat
 
 def test_a_cached_frozen_front_end_trains_the_same_model(train_set, tmp_path):
     subset = train_set.subset(np.arange(len(train_set)) < 48)
-    results = []
-    for cache in (False, True):
-        torch.manual_seed(0)
-        model = build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
-                             "sample_rate": 1000, "frontend": {"n_filters": 4}})
-        stage = StageSettings(epochs=2, batch_size=12, steps_per_epoch=3, sampler="shuffled",
-                              eval_batch_size=16, cache_frontend=cache)
-        results.append(train_stage(model, stage, subset, subset, lambda probs, ex: {
-            "macc": float((probs.argmax(1) == ex.labels.numpy()).mean())}, seed=0,
-            work_dir=tmp_path / str(cache), progress=False))
+    results = [tiny_run(subset, tmp_path / str(cache), eval_batch_size=16, cache_frontend=cache)
+               for cache in (False, True)]
     plain, cached = results
     assert plain.best_state.keys() == cached.best_state.keys()
     for key in plain.last_state:

@@ -297,8 +297,8 @@ def write_dvc_yaml(workdir: str | Path = ".", check: bool = False) -> bool:
 
 
 def _describe_difference(current: str, expected: str) -> str:
-    have = (yaml.safe_load(current) or {}).get("stages", {}) if current else {}
-    want = yaml.safe_load(expected)["stages"]
+    have = (_load_yaml(current) or {}).get("stages", {}) if current else {}
+    want = _load_yaml(expected)["stages"]
     parts = []
     if missing := sorted(set(want) - set(have)):
         parts.append(f"missing stages: {', '.join(missing)}")
@@ -417,7 +417,7 @@ def prune_lock(workdir: str | Path = ".", scale: str | None = None) -> list[str]
     stale = [name for name, entry in locked.items() if name not in declared or scale not in (
         None, (entry.get("params") or {}).get("params.yaml", {}).get("scale", scale))]
     if stale:
-        lock = yaml.safe_load(path.read_text())
+        lock = _load_yaml(path.read_text())
         for name in stale:
             del lock["stages"][name]
         from spectnet.atomic import atomic_write_text
@@ -474,11 +474,17 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _load_yaml(text: str):
+    """``yaml.safe_load`` through libyaml when PyYAML has it: dvc.yaml and dvc.lock are
+    0.1 and 0.3 MB here, 1.3 s together in pure Python, 0.18 s in C (the same objects)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def _dvc_files(workdir: Path) -> tuple[dict, dict]:
     """The stages of dvc.yaml and of dvc.lock."""
     def stages(name):
         path = workdir / name
-        return (yaml.safe_load(path.read_text()) or {}).get("stages", {}) if path.exists() else {}
+        return (_load_yaml(path.read_text()) or {}).get("stages", {}) if path.exists() else {}
     return stages("dvc.yaml"), stages("dvc.lock")
 
 

@@ -409,8 +409,12 @@ class Task(ABC):
         """
         model, info = load_model(model_path, default_device(device))
         self.check_model(info, model_path)
+        device = next(model.parameters()).device
+        if (info.get("run") and hasattr(model, "cnn")
+                and self.stage_settings(self.parse_run(info["run"]), device).channels_last):
+            model.cnn.to(memory_format=torch.channels_last)  # as trained: faster 2-D convolutions
         fold = int(info.get("fold", 0))
-        examples = self.load(fold, "reporting", next(model.parameters()).device)
+        examples = self.load(fold, "reporting", device)
         torch.manual_seed(info.get("seed", 0))  # evaluation-time dropout (quirks) draws from it
         evaluation = self.pool(examples, predict_proba(model, examples, self.eval_batch_size))
         scale = self.budget

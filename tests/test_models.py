@@ -72,3 +72,18 @@ def test_building_a_model_leaves_batch_norm_statistics_untouched(architecture, n
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="unknown architecture 'resnet50'"):
         build_model({"architecture": "resnet50"})
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 244, 17), (3, 32, 60, 4), (3, 64, 15, 1)])
+def test_residual_equals_the_authors_pad_pool_add_in_values_and_gradients(shape):
+    from spectnet.models.resnet import _residual, _shortcut_pool
+
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    main = torch.randn(_shortcut_pool(torch.cat((x, x), 1)).shape, requires_grad=True)
+    ours = _residual(x, main)
+    grads = torch.autograd.grad(ours.square().sum(), (x, main))
+    theirs = _shortcut_pool(torch.cat((x, torch.zeros_like(x)), 1)) + main
+    expected = torch.autograd.grad(theirs.square().sum(), (x, main))
+    assert torch.equal(ours, theirs)
+    assert all(torch.equal(a, b) for a, b in zip(grads, expected))

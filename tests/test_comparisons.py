@@ -68,7 +68,34 @@ def test_recording_level_mcnemar_and_paired_intervals_on_a_known_table(tmp_path)
     assert first["beat_accuracy_difference"] == pytest.approx(0.14)
     pooled = rows[-1]
     assert pooled["recording_macc_difference"] == pytest.approx(expected)
-    assert "pvalue" not in pooled
+    # two trainings that agree: no training spread, so the recordings' part alone (normal
+    # quantile) and a clear t-test
+    assert pooled["interval"] == "recordings and trainings" and first["interval"] == "recordings"
+    assert pooled["method"] == "t over trainings" and pooled["df"] == float("inf")
+    assert pooled["recording_macc_ci_low"] > 0 and pooled["pvalue"] < 0.01
+
+
+def test_the_pooled_interval_covers_the_spread_between_seeds(tmp_path):
+    # Seed 1: the learnable run right on 20 more recordings; seed 2: on 20 fewer. Each
+    # seed's own interval excludes zero; the recordings-only bootstrap of their mean would
+    # be narrow around 0, but what the comparison says depends on the seed, and the pooled
+    # interval over recordings and trainings must be as wide as that spread.
+    labels = np.array([1, 0] * 50)
+    base = np.where(np.arange(100) < 60, labels, 1 - labels)  # right on 60
+    better = np.where(np.arange(100) < 80, labels, 1 - labels)  # right on 80
+    _write(tmp_path, "static-4-control", 1, labels, base)
+    _write(tmp_path, "learnable-4", 1, labels, better)
+    _write(tmp_path, "static-4-control", 2, labels, better)
+    _write(tmp_path, "learnable-4", 2, labels, base)
+    rows = compare_runs(HeartSounds(_params(), tmp_path), tmp_path, "static-4-control",
+                        "learnable-4")
+    one, two, pooled = rows
+    assert one["recording_macc_ci_low"] > 0 and two["recording_macc_ci_high"] < 0
+    assert pooled["recording_macc_difference"] == pytest.approx(0.0)
+    assert pooled["df"] == pytest.approx(1.0, abs=0.05)  # the two seeds' spread dominates
+    assert pooled["recording_macc_ci_low"] < one["recording_macc_difference"] * -1
+    assert pooled["recording_macc_ci_high"] > one["recording_macc_difference"]
+    assert pooled["pvalue"] > 0.5
 
 
 def test_no_difference_gives_a_zero_interval_and_p_one(tmp_path):

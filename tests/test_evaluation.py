@@ -3,6 +3,8 @@ scipy, hand-made tables)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest, chi2
@@ -10,7 +12,7 @@ from sklearn import metrics as skm
 
 from spectnet.evaluation.metrics import (binary_metrics, confusion_matrix, majority_vote,
                                          mean_posterior, multiclass_metrics)
-from spectnet.evaluation.statistics import bootstrap_ci, mcnemar, mean_sd
+from spectnet.evaluation.statistics import bootstrap_ci, mcnemar, mean_over_trainings, mean_sd
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -134,6 +136,40 @@ def test_bootstrap_weights_resample_whole_items():
     seen = []
     bootstrap_ci(lambda w: seen.append(w) or {"n": float(w.sum())}, 7, 20, seed=0)
     assert all(w.sum() == 7 and w.dtype.kind == "i" for w in seen)
+
+
+def test_mean_over_trainings_covers_training_noise_at_its_level():
+    # Trainings whose metric scatters around the truth (sd 2) on a shared evaluation set
+    # whose own draw moves every training alike (sd 1): the recordings-only interval
+    # (the shared part) misses far more often than 5 %; the interval over trainings keeps
+    # its 95 % at n = 3, where the t quantile with few df carries the small sample.
+    rng = np.random.default_rng(0)
+    hits, hits_recordings_only, n = 0, 0, 3
+    for _ in range(2000):
+        shared = rng.normal(0, 1)
+        values = shared + rng.normal(0, 2, n)
+        resampled = values.mean() + rng.normal(0, 1, 400)  # the recordings' bootstrap
+        r = mean_over_trainings(values, resampled)
+        hits += r["low"] <= 0 <= r["high"]
+        hits_recordings_only += abs(values.mean()) <= 1.96 * resampled.std(ddof=1)
+    assert 0.93 <= hits / 2000 <= 0.985
+    assert hits_recordings_only / 2000 < 0.85
+
+
+def test_mean_over_trainings_degrees_of_freedom_bounds_and_errors():
+    from scipy.stats import norm, t
+
+    flat = mean_over_trainings([0.5, 0.5, 0.5], np.tile([0.45, 0.55], 50))
+    assert flat["df"] == math.inf  # no spread between trainings: the recordings' part only
+    assert flat["high"] - 0.5 == pytest.approx(norm.ppf(0.975) * flat["se"])
+    spread = mean_over_trainings([0.2, 0.5, 0.8], np.full(100, 0.5))
+    assert spread["df"] == pytest.approx(2.0) and spread["se"] == pytest.approx(0.3 / math.sqrt(3))
+    assert spread["high"] - 0.5 == pytest.approx(t.ppf(0.975, 2) * spread["se"])
+    assert spread["pvalue"] == pytest.approx(2 * t.sf(0.5 / spread["se"], 2))
+    clipped = mean_over_trainings([0.2, 0.5, 0.8], np.full(100, 0.5), bounds=(0.0, 1.0))
+    assert (clipped["low"], clipped["high"]) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="at least two"):
+        mean_over_trainings([0.5], np.full(10, 0.5))
 
 
 def test_mean_sd():

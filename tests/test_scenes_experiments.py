@@ -195,10 +195,16 @@ def test_bootstrap_averages_evaluations_and_resamples_clips():
     for metric in ("accuracy", "macc"):
         assert point1[f"unit.{metric}"] == point1[f"clip.{metric}"]
         assert ci1[f"unit.{metric}"] == ci1[f"clip.{metric}"]
-    # twice the same evaluation: the same mean and the same intervals
+    # twice the same evaluation: the same mean; no spread between the two trainings, so
+    # the interval of their mean is the clips' part alone, symmetric (normal quantile)
+    # and about as wide as the one evaluation's percentile interval
     point2, ci2 = task.summarise(seeds[:1] * 2, 200, 0.9)
     assert point2["clip.macc"] == pytest.approx(point1["clip.macc"])
-    assert ci2["clip.macc"] == ci1["clip.macc"]
+    low, high = ci2["clip.macc"]
+    assert (low + high) / 2 == pytest.approx(point1["clip.macc"])
+    assert high - low == pytest.approx(ci1["clip.macc"][1] - ci1["clip.macc"][0], rel=0.3)
+    # a class's support is a count, not clipped to [0, 1]
+    assert ci2["domain.c0.support"][1] > 1
 
 
 # ----------------------------------------------------------------------------- CLI errors

@@ -250,8 +250,11 @@ def write_table_ii(params: Params, beats_dir: str | Path, metrics_dir: str | Pat
         "steps, batches and CNN optimiser with the front-end frozen: learnable-N minus it is "
         "what the learned filters add; learnable-N minus static-N adds more training too.",
         "Acc is beat-level; F1, MAcc, Se, Sp and Prec are recording-level (majority vote, "
-        f"ties to abnormal), in %. CI: {task.section.evaluation.ci_level:.0%} percentile "
-        f"bootstrap over recordings ({budget.bootstrap} resamples, seed 0).",
+        f"ties to abnormal), in %. {task.section.evaluation.ci_level:.0%} CI of one "
+        f"training: percentile bootstrap over recordings ({budget.bootstrap} resamples, seed "
+        "0); of a mean over seeds: mean ± t·se, se² = sd²/n over the seeds + the recordings' "
+        "bootstrap variance of the mean, Welch-Satterthwaite df: it covers training noise, "
+        "which a recordings-only interval does not.",
         *comparison_notes(tests, task),
     ]
     title = f"Table II: heart-sound abnormality detection, PhysioNet 2016 fold {fold}"

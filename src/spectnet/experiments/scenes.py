@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -204,6 +205,10 @@ class Scenes(Task):
         return {"sensitivity": se, "specificity": sp, "precision": prec,
                 "f1": ratio(2 * prec * se, prec + se), "support": float(tp + fn)}
 
+    def metric_range(self, key: str) -> tuple[float, float]:
+        """Proportions, but a class's ``support`` is a count of clips."""
+        return (0.0, math.inf) if key.endswith(".support") else (0.0, 1.0)
+
     def model_info(self, run: Run, fold: int, seed: int) -> dict:
         """What a model file needs besides the weights to classify new audio."""
         info = self.store.info
@@ -246,8 +251,10 @@ def _notes(task: Scenes, tidy: pd.DataFrame, level: str) -> list[str]:
         + f"; seeds {', '.join(map(str, budget.seeds))} for the grid, "
         f"{', '.join(map(str, budget.comparison_seeds))} for the static, learnable and control "
         "runs of each learnable N. Mean ± sd over the (fold, seed) evaluations where there "
-        "are several; CI: percentile bootstrap of that mean over clips "
-        f"({budget.bootstrap} resamples, seed 0).",
+        "are several; CI of one evaluation: percentile bootstrap over clips "
+        f"({budget.bootstrap} resamples, seed 0); of a mean over several: mean ± t·se, se² = "
+        "sd²/n + the clips' bootstrap variance of the mean, Welch-Satterthwaite df (it covers "
+        "training noise).",
         "Trained: " + "; ".join(
             f"{r.run} {r.epochs:g} epochs, {r.steps:g} steps of {r.batch_size:g} "
             f"({'stopped early' if r.stopped == 'patience' else 'budget ended'})"

@@ -48,14 +48,16 @@ from spectnet.datasets.splits import group_subset, inner_split
 from spectnet.errors import SpectNetError
 from spectnet.evaluation.filters import filter_change
 from spectnet.evaluation.metrics import confusion_matrix
-from spectnet.evaluation.statistics import bootstrap_ci, mcnemar
+from spectnet.evaluation.statistics import (bootstrap_samples, mcnemar, mean_over_trainings,
+                                            percentile_intervals)
 from spectnet.frontend import canonical_parameter_names
 from spectnet.grid import Run, in_comparison, parse_run, run_seeds
 from spectnet.models import build_model
 from spectnet.runtime import default_device, machine_info
 from spectnet.training.checkpoint import load_model, read_model_file, save_model
 from spectnet.training.data import ExampleSet
-from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+from spectnet.training.trainer import (StageSettings, in_memory_format, predict_proba,
+                                      train_stage)
 
 __all__ = ["BOOTSTRAP_SEED", "Evaluation", "Task", "resume_dir",
            "compare_runs", "write_results_table"]
@@ -183,6 +185,11 @@ class Task(ABC):
         """Group-level metrics of one domain, whose groups are ``inside`` (a PhysioNet
         subset: the metrics of its recordings; a scene class: its one-vs-rest metrics)."""
         return self.metrics(labels, predictions, weights * inside)
+
+    def metric_range(self, key: str) -> tuple[float, float]:
+        """The values a metric (``"<level>.<metric>"``, ``"domain.<d>.<metric>"``) can
+        take: proportions unless a task says otherwise."""
+        return 0.0, 1.0
 
     def check_model(self, info: Mapping[str, Any], where: str | Path) -> None:
         """Refuse a model file that does not belong to this task and data."""
@@ -383,9 +390,11 @@ class Task(ABC):
 
     def summarise(self, evaluations: Sequence[Evaluation], n_resamples: int,
                   level: float) -> tuple[dict, dict]:
-        """Point metrics averaged over ``evaluations`` and their percentile bootstrap
-        intervals: groups resampled (one draw of the union of their groups, shared by
-        every evaluation that scores them), :data:`BOOTSTRAP_SEED`.
+        """Point metrics averaged over ``evaluations`` and their intervals: for one
+        evaluation the percentile bootstrap over groups (one draw of the union of their
+        groups, shared by every evaluation that scores them, :data:`BOOTSTRAP_SEED`); for
+        several (trainings: seeds, folds) the interval of their mean that also covers the
+        training noise (:func:`mean_intervals`).
 
         Returns:
             ``(point, intervals)``: ``{key: value}`` and ``{key: (low, high)}`` with keys
@@ -394,9 +403,13 @@ class Task(ABC):
         names = pd.Index(sorted(set().union(*(e.groups["group"] for e in evaluations))))
         domains = sorted(set().union(*(e.groups["domain"] for e in evaluations)))
         statistic = self.resample_statistic(evaluations, names, domains)
-        point = statistic(np.ones(len(names)))
-        intervals = bootstrap_ci(statistic, len(names), n_resamples, level, seed=BOOTSTRAP_SEED)
-        return point, intervals
+        ones = np.ones(len(names))
+        point = statistic(ones)
+        per_training = [self.resample_statistic([e], names, domains)(ones)
+                        for e in evaluations] if len(evaluations) > 1 else [point]
+        found = mean_intervals(statistic, len(names), per_training, n_resamples, level,
+                               self.metric_range)
+        return point, {key: (r["low"], r["high"]) for key, r in found.items()}
 
     def evaluate(self, model_path: str | Path, out_dir: str | Path, metrics_path: str | Path,
                  device: torch.device | str | None = None) -> dict:
@@ -410,9 +423,8 @@ class Task(ABC):
         model, info = load_model(model_path, default_device(device))
         self.check_model(info, model_path)
         device = next(model.parameters()).device
-        if (info.get("run") and hasattr(model, "cnn")
-                and self.stage_settings(self.parse_run(info["run"]), device).channels_last):
-            model.cnn.to(memory_format=torch.channels_last)  # as trained: faster 2-D convolutions
+        if info.get("run"):
+            in_memory_format(model, self.stage_settings(self.parse_run(info["run"]), device))
         fold = int(info.get("fold", 0))
         examples = self.load(fold, "reporting", device)
         torch.manual_seed(info.get("seed", 0))  # evaluation-time dropout (quirks) draws from it
@@ -458,6 +470,36 @@ class Task(ABC):
         return Evaluation(*frames)
 
 
+def mean_intervals(statistic: Callable[[np.ndarray], Mapping[str, float]], n_groups: int,
+                   per_training: Sequence[Mapping[str, float]], n_resamples: int,
+                   level: float, bounds: Callable[[str], tuple[float, float]]
+                   ) -> dict[str, dict[str, float]]:
+    """Intervals of a mean over trainings that ``statistic`` computes from group weights.
+
+    One training: the percentile bootstrap over groups (the model fixed). Several: for
+    each metric finite in every training, :func:`~spectnet.evaluation.statistics.
+    mean_over_trainings` (the trainings' spread plus the groups' bootstrap), which also
+    gives a t-test of the mean; the groups' bootstrap is drawn once, :data:`BOOTSTRAP_SEED`.
+
+    Args:
+        per_training: each training's metrics (``statistic``'s keys).
+        bounds: a key -> the values it can take (the interval is clipped to them).
+
+    Returns:
+        ``{key: {"low", "high", ...}}``.
+    """
+    samples = bootstrap_samples(statistic, n_groups, n_resamples, seed=BOOTSTRAP_SEED)
+    percentile = percentile_intervals(samples, level)
+    found = {}
+    for key in samples.columns:
+        values = np.array([p[key] for p in per_training], dtype=float)
+        if len(values) > 1 and np.isfinite(values).all():
+            found[key] = mean_over_trainings(values, samples[key], level, bounds(key))
+        else:
+            found[key] = dict(zip(("low", "high"), percentile[key]))
+    return found
+
+
 def _confusion(frame: pd.DataFrame, n_classes: int) -> list[list[int]]:
     return confusion_matrix(frame["label"], frame["prediction"], n_classes).astype(int).tolist()
 
@@ -490,8 +532,10 @@ def compare_runs(task: Task, predictions_dir: str | Path, a: str, b: str,
     discordant groups, else chi-square with continuity correction), and paired bootstrap
     intervals (the same resampled groups for both runs) of the differences ``b - a`` of
     ``metric`` at the group level and of the example-level accuracy (examples nested in
-    their groups). Pooled: the mean difference over the (fold, seed) pairs with a bootstrap
-    interval that resamples groups jointly for every pair.
+    their groups). Pooled: the mean difference over the (fold, seed) pairs; with several
+    pairs its interval covers their spread as well as the groups (resampled jointly for
+    every pair; :func:`mean_intervals`), with a t-test of the mean (``method``
+    ``"t over trainings"``). ``interval`` says what each interval resamples.
 
     Returns:
         One dict per (fold, seed) and one with ``seed = "pooled"``.
@@ -517,24 +561,35 @@ def compare_runs(task: Task, predictions_dir: str | Path, a: str, b: str,
                 | {f"b.{k}": sb[k] for k in keys}
         return statistic
 
-    rows = []
+    rows, per_pair = [], []
     for (fold, seed), pair in [*zip(pairs, read), (("pooled", "pooled"), None)]:
         evaluations = read if pair is None else [pair]
         names = pd.Index(sorted(set().union(*(e.groups["group"] for e, _ in evaluations))))
         statistic = differences(evaluations, names)
         point = statistic(np.ones(len(names)))
-        ci = bootstrap_ci(statistic, len(names), budget.bootstrap, level, seed=BOOTSTRAP_SEED)
+        over_trainings = pair is None and len(read) > 1
+        found = mean_intervals(statistic, len(names), per_pair if over_trainings else [point],
+                               budget.bootstrap, level, lambda key: task.metric_range(
+                                   key[2:]) if key.startswith(("a.", "b.")) else (-1.0, 1.0))
         row = {"a": a, "b": b, "fold": fold, "seed": seed, "level": task.group,
-               task.group + "s": len(names), "ci_level": level}
+               task.group + "s": len(names), "ci_level": level,
+               "interval": f"{task.group}s and trainings" if over_trainings
+               else f"{task.group}s"}
         if pair is not None:
+            per_pair.append(point)
             ea, eb = pair
             row.update(mcnemar(ea.groups["label"] == ea.groups["prediction"],
                                eb.groups["label"] == eb.groups["prediction"]))
+        elif over_trainings:
+            test = found[keys[0]]
+            row.update({"statistic": test["t"], "pvalue": test["pvalue"], "df": test["df"],
+                        "method": "t over trainings"})
         for key in keys:
             short = key.replace(".", "_")
             row.update({f"{short}_a": point[f"a.{key}"], f"{short}_b": point[f"b.{key}"],
-                        f"{short}_difference": point[key], f"{short}_ci_low": ci[key][0],
-                        f"{short}_ci_high": ci[key][1]})
+                        f"{short}_difference": point[key],
+                        f"{short}_ci_low": found[key]["low"],
+                        f"{short}_ci_high": found[key]["high"]})
         rows.append(row)
     return rows
 
@@ -614,6 +669,7 @@ def results_table(task: Task, columns: Mapping[str, str], metrics_dir: str | Pat
             intervals={column: (100 * intervals[key][0], 100 * intervals[key][1])
                        for key, column in columns.items()},
             ci_level=level,
+            ci_over=f"{task.group}s and trainings" if len(evaluations) > 1 else f"{task.group}s",
             paper={column: task.paper[name][key.split(".")[1]] for key, column in columns.items()
                    if key.split(".")[1] in task.paper.get(name, {})},
             dataset=task.dataset, scale=task.params.scale,
@@ -650,6 +706,9 @@ def comparison_notes(tests: pd.DataFrame, task: Task, metric_label: str = "MAcc"
             text += (f"; McNemar on {getattr(row, task.group + 's')} {task.group}s: "
                      f"{int(row.only_a)} vs {int(row.only_b)} discordant, p = {row.pvalue:.3g} "
                      f"({row.method})")
+        elif row.interval != f"{task.group}s":  # several trainings: their spread counts
+            text += (f" over {row.interval}; t = {row.statistic:.2f}, {row.df:.1f} df, "
+                     f"p = {row.pvalue:.3g}")
         notes.append(text + ".")
     return notes
 

@@ -37,8 +37,8 @@ from spectnet.training.checkpoint import fingerprint, load_checkpoint, save_chec
 from spectnet.training.data import ExampleSet
 from spectnet.training.samplers import make_sampler
 
-__all__ = ["StageSettings", "TrainResult", "train_stage", "predict_proba", "filterbank_of",
-           "autocast_for", "class_probabilities", "lr_factor"]
+__all__ = ["StageSettings", "TrainResult", "train_stage", "in_memory_format", "predict_proba",
+           "filterbank_of", "autocast_for", "class_probabilities", "lr_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,16 @@ def _features(model: nn.Module, examples: ExampleSet, batch_size: int) -> Exampl
     parts = [model.features(x) for x, _ in examples.batches(_chunks(len(examples), batch_size))]
     return ExampleSet(torch.cat(parts), examples.labels, examples.domains, examples.groups,
                       examples.classes, examples.domain_names, examples.index)
+
+
+def in_memory_format(model: nn.Module, stage: StageSettings) -> nn.Module:
+    """Put ``model``'s 2-D CNN (``model.cnn``) in the memory format ``stage`` trains it in:
+    channels-last where ``stage.channels_last`` (faster 2-D convolutions on CPU; the
+    values change only by float rounding). Evaluation calls it too, to run a model as it
+    was trained."""
+    if stage.channels_last and hasattr(model, "cnn"):
+        model.cnn.to(memory_format=torch.channels_last)
+    return model
 
 
 @torch.no_grad()
@@ -343,8 +353,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         # it makes GPU runs pick kernels by timing (GPU results are not bit-reproducible
         # anyway: their backward passes sum with atomics)
         torch.backends.cudnn.benchmark = True
-    if stage.channels_last and hasattr(model, "cnn"):
-        model.cnn.to(memory_format=torch.channels_last)
+    in_memory_format(model, stage)
     frontend = getattr(model, "frontend", None)
     if frontend is not None:
         # stage 1 freezes the front-end; stage 2 trains whatever it declares learnable

@@ -6,8 +6,10 @@ Usage::
     python bench/predict.py [--model best.pt] [--repeats N]
 
 Rows:
-  torch (per file)  BASELINE, the path before issue 16: the model file run by torch, one
-                    recording per call (`HeartSoundClassifier(best.pt).predict_file` per file)
+  before (per file) BASELINE, the path before issue 16: the model file run by torch, one
+                    recording per call (`HeartSoundClassifier(best.pt).predict_file` per
+                    file), preparation with as many BLAS threads as the library starts
+  torch (per file)  the same, preparation on one BLAS thread (as `predict` does now)
   torch (batched)   the same model, beats of consecutive recordings scored together
   onnx (batched)    its ONNX export run by onnxruntime, batched (`predict --model model.onnx`)
 
@@ -87,15 +89,21 @@ def main() -> None:
         exported = HeartSoundClassifier(onnx, device="cpu")
 
         prepare = timed(lambda: [eager._prepare_file(f) for f in files], args.repeats)
+        before = HeartSoundClassifier(model, device="cpu")
+        before._prepare = before._cut_beats  # the preparation without its BLAS thread limit
+        prepare_before = timed(lambda: [before._prepare_file(f) for f in files], args.repeats)
         rows = {
+            "before (per file)": timed(lambda: [before.predict_file(f) for f in files],
+                                       args.repeats),
             "torch (per file)": timed(lambda: [eager.predict_file(f) for f in files], args.repeats),
             "torch (batched)": timed(lambda: list(eager.predict_files(files)), args.repeats),
             "onnx (batched)": timed(lambda: list(exported.predict_files(files)), args.repeats),
         }
     n_beats = sum(len(p.beats) for p in prepare[2])
     print(f"\npreparation alone (read, resample, filter, segment, cut {n_beats} beats): "
-          f"{prepare[0]:.2f} s wall, {prepare[1]:.2f} s CPU")
-    base = rows["torch (per file)"]
+          f"{prepare[0]:.2f} s wall, {prepare[1]:.2f} s CPU on one BLAS thread; "
+          f"{prepare_before[0]:.2f} s wall, {prepare_before[1]:.2f} s CPU before")
+    base = rows["before (per file)"]
     print(f"  {'path':<18}{'wall s':>8}{'CPU s':>8}{'rec/s/core':>12}{'speed-up':>10}{'same labels':>13}")
     labels = [r["label"] for r in base[2]]
     for name, (wall, cpu, results) in rows.items():

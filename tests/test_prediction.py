@@ -190,3 +190,26 @@ def test_exported_model_gives_the_same_labels(tiny_heart_model, physionet_dir, t
         for got, want in zip(results, eager):
             assert got["p_abnormal"] == pytest.approx(want["p_abnormal"], abs=1e-4)
             assert got["n_beats"] == want["n_beats"]
+
+
+def test_preparation_runs_on_one_blas_thread_and_gives_it_back(tiny_heart_model, physionet_dir,
+                                                                monkeypatch):
+    # idle OpenBLAS threads spin: preparing on several cost twice the CPU time
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    classifier = HeartSoundClassifier(tiny_heart_model, device="cpu")
+    cut_beats, seen = classifier._cut_beats, []
+
+    def spy(signal, rate):
+        seen.append(blas_threads())
+        return cut_beats(signal, rate)
+
+    monkeypatch.setattr(classifier, "_cut_beats", spy)
+    before = blas_threads()
+    result = classifier.predict_file(physionet_dir / "training-a" / "a0001.flac")
+    assert result["label"] in ("normal", "abnormal")
+    assert seen and seen[0] and all(n == 1 for n in seen[0])
+    assert blas_threads() == before  # the caller's setting is restored

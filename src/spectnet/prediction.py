@@ -161,6 +161,15 @@ class HeartSoundClassifier:
         return [slice(i * length, min((i + 1) * length, n_samples)) for i in range(count)]
 
     def _prepare(self, signal: np.ndarray, sample_rate: int) -> _Prepared:
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: segmentation's matrices are small, and idle OpenBLAS threads
+        # spin, which took 2.3 CPU s instead of 1.0 to prepare a0001-a0020 on 2 cores
+        # (bench/predict.py); the workflow's pool workers are limited the same way.
+        with threadpool_limits(1, user_api="blas"):
+            return self._cut_beats(signal, sample_rate)
+
+    def _cut_beats(self, signal: np.ndarray, sample_rate: int) -> _Prepared:
         x = np.asarray(signal, dtype=np.float64)
         if x.ndim == 2:
             x = x.mean(axis=1)  # mono mix

@@ -53,6 +53,19 @@ def random_static_model(path: Path) -> Path:
     return save_model(path, build_model(spec), spec, **task.model_info(run, 0, 0))
 
 
+def model_flops(path, beats) -> float:
+    """Floating-point operations per beat of a forward pass of the model file's network
+    (its convolutions and matrix products, which is nearly all of it)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from spectnet.training.checkpoint import load_model
+
+    model, _ = load_model(path, torch.device("cpu"))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.from_numpy(beats))
+    return counter.get_total_flops() / len(beats)
+
+
 def timed(fn, repeats):
     """(fastest wall time, its CPU time, result) over ``repeats`` runs after a warm-up."""
     fn()
@@ -99,6 +112,7 @@ def main() -> None:
             "torch (batched)": timed(lambda: list(eager.predict_files(files)), args.repeats),
             "onnx (batched)": timed(lambda: list(exported.predict_files(files)), args.repeats),
         }
+        flops_per_beat = model_flops(model, prepare[2][0].beats[:4])
     n_beats = sum(len(p.beats) for p in prepare[2])
     print(f"\npreparation alone (read, resample, filter, segment, cut {n_beats} beats): "
           f"{prepare[0]:.2f} s wall, {prepare[1]:.2f} s CPU on one BLAS thread; "
@@ -114,6 +128,14 @@ def main() -> None:
     print(f"\nGoal: >= 3x today's recordings/s per core (CPU time), same labels: {speedup:.2f}x -> "
           f"{'MET' if speedup >= 3 and [r['label'] for r in rows['onnx (batched)'][2]] == labels else 'MISSED'} "
           f"(preparation alone caps it at {ceiling:.2f}x)")
+    # What is left is arithmetic: the ResNet's convolutions, which no runtime can skip.
+    flops = flops_per_beat * n_beats
+    model_cpu = rows["onnx (batched)"][1] - prepare[1]
+    print(f"the model: {flops / n_beats / 1e6:.0f} MFLOP per beat, {flops / 1e9:.0f} GFLOP for the "
+          f"{n_beats} beats; onnxruntime ran them in {model_cpu:.2f} CPU s ({flops / model_cpu / 1e9:.0f} "
+          f"GFLOP/s on one core); 3x needs the whole path in {base[1] / 3:.2f} CPU s, which leaves the "
+          f"model {base[1] / 3 - prepare[1]:.2f} s ({flops / max(base[1] / 3 - prepare[1], 1e-9) / 1e9:.0f} "
+          "GFLOP/s) after preparation")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -70,7 +70,7 @@ def test_recording_level_mcnemar_and_paired_intervals_on_a_known_table(tmp_path)
     assert pooled["recording_macc_difference"] == pytest.approx(expected)
     # two trainings that agree: no training spread, so the recordings' part alone (normal
     # quantile) and a clear t-test
-    assert pooled["interval"] == "recordings and trainings" and first["interval"] == "recordings"
+    assert pooled["ci_over"] == "recordings and trainings" and first["ci_over"] == "recordings"
     assert pooled["method"] == "t over trainings" and pooled["df"] == float("inf")
     assert pooled["recording_macc_ci_low"] > 0 and pooled["pvalue"] < 0.01
 

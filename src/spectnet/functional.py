@@ -260,7 +260,7 @@ _FFT_COST_PER_NLOGN = 5.0
 # Cost of the recursive path per sample and filter (forward + backward), in the units above,
 # fitted on bench/frontend.py (2 cores, AVX2) so that it ranks the paths as measured: heart
 # beats (K = 81) fft 277 ms < iir 378 ms; scenes, paper init (30 % float64 filters) iir
-# 406 ms < fft 810 ms; scenes, code init (all float64) iir 707 ms ~ fft 808 ms.  Float64
+# 406 ms < fft 810 ms; scenes, all filters in float64 iir 707 ms ~ fft 808 ms.  Float64
 # filters cost about 2.6x float32 ones (half the SIMD width, more spills).
 _RECURSIVE_COST_PER_SAMPLE = 70.0
 
@@ -278,8 +278,8 @@ def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
     it applies (``recursive > 0``: order-4 filters on a CPU with numba), costs about
     ``70 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 1.6 * (share of the
     filters that run in float64)`` (0 where it does not apply): it wins for long kernels
-    (the scene setup, K = 551, with the paper init) and loses to the FFT for short ones
-    (K = 81) and, narrowly, for the scene code init (b = 100 Hz: all float64, a tie).
+    (the scene setup, K = 551) and loses to the FFT for short ones (K = 81) and, narrowly,
+    where every filter runs in float64 (a tie).
 
     >>> choose_method(256, 16, 2500, 81), choose_method(2, 46, 220500, 551), choose_method(256, 16, 2500, 41)
     ('fft', 'fft', 'direct')
@@ -692,15 +692,16 @@ def stft_gammatone_spectrogram(
 # ----------------------------------------------------------------------------------
 #: Decay over the kernel, ``2 pi b K / fs`` (the envelope falls by ``e^-decay`` over K taps),
 #: below which a filter runs in float64: the truncation subtracts the response beyond K
-#: taps, which for slowly decaying filters is large.  Measured on ESC-10 at 22.05 kHz,
-#: K = 551 (largest log-energy error against float64 over non-silent frames, per filter,
-#: float32 recursion vs today's direct float32 path from the same float32 parameters):
-#: 3.8e-2 vs 3.8e-3 at decay 5, 1.7e-4 vs 1.2e-5 at 9.3, 1.2e-5 vs 4.4e-6 at 12.9,
-#: 7.2e-6 vs 2.4e-6 at 15.6, 2.1e-5 vs 6.5e-6 at 18.8 (quiet frames next to loud ones: the
-#: subtracted tail still weighs ~1 there), 6.4e-6 vs 2.3e-6 at 20.5, 2-4e-6 (both) above
-#: 22 (float64: 1-2e-6 throughout); heart sounds (1 kHz, K = 81) stayed below the direct
-#: path's error from decay 3 on.  The scene code init (b = 100 Hz) has decay 15.7: float64.
-_RECURSIVE_FLOAT64_BELOW_DECAY = 20.0
+#: taps, which for slowly decaying filters is large, so float32 loses digits.  Chosen by
+#: ``bench/recursive_precision.py`` (46 filters, 20 ESC-10 clips at 22.05 kHz, K = 551;
+#: log-energy error of the float32 recursion against float64 over non-silent frames):
+#: float32 is at rounding level (largest error <= 2e-3, 99.9th percentile <= 1e-4, the
+#: gradients' largest error <= 2e-5 of the largest gradient) from decay 8 up (b >= 51 Hz
+#: at 22.05 kHz), and not at decay 5 (largest 3.3e-2).  At every decay measured (5-25)
+#: its error was below the direct float32 path's (largest 7e-2 to 2.1, dominated by quiet
+#: frames), so this bound keeps the recursion's float32 at rounding level, not merely
+#: "no worse than direct".  The scene code init (b = 100 Hz) has decay 15.7: float32.
+_RECURSIVE_FLOAT64_BELOW_DECAY = 8.0
 
 
 def recursive_available() -> bool:
@@ -920,7 +921,7 @@ def recursive_gammatone_spectrogram(
     The backward runs the same recursion again with a fifth stage (``dz/dq`` needs
     ``sum k^4 q^k x``) and returns gradients for f, b, a and the phase.
 
-    Precision: filters that decay slowly over the K taps (``2 pi b K / fs < 20``) run in
+    Precision: filters that decay slowly over the K taps (``2 pi b K / fs < 8``) run in
     float64, the rest in float32 (the subtraction of the tail loses digits otherwise; see
     ``_RECURSIVE_FLOAT64_BELOW_DECAY``).  CPU only (numba, installed with the ``fast``
     extra); a tensor on another device is computed there by :func:`gammatone_spectrogram`

@@ -561,6 +561,13 @@ def compare_runs(task: Task, predictions_dir: str | Path, a: str, b: str,
                 | {f"b.{k}": sb[k] for k in keys}
         return statistic
 
+    def bounds(key):
+        """The range of ``a.<metric>``, ``b.<metric>`` and of their difference."""
+        if key.startswith(("a.", "b.")):
+            return task.metric_range(key[2:])
+        low, high = task.metric_range(key)
+        return low - high, high - low
+
     rows, per_pair = [], []
     for (fold, seed), pair in [*zip(pairs, read), (("pooled", "pooled"), None)]:
         evaluations = read if pair is None else [pair]
@@ -569,11 +576,10 @@ def compare_runs(task: Task, predictions_dir: str | Path, a: str, b: str,
         point = statistic(np.ones(len(names)))
         over_trainings = pair is None and len(read) > 1
         found = mean_intervals(statistic, len(names), per_pair if over_trainings else [point],
-                               budget.bootstrap, level, lambda key: task.metric_range(
-                                   key[2:]) if key.startswith(("a.", "b.")) else (-1.0, 1.0))
+                               budget.bootstrap, level, bounds)
         row = {"a": a, "b": b, "fold": fold, "seed": seed, "level": task.group,
                task.group + "s": len(names), "ci_level": level,
-               "interval": f"{task.group}s and trainings" if over_trainings
+               "ci_over": f"{task.group}s and trainings" if over_trainings
                else f"{task.group}s"}
         if pair is not None:
             per_pair.append(point)
@@ -706,8 +712,8 @@ def comparison_notes(tests: pd.DataFrame, task: Task, metric_label: str = "MAcc"
             text += (f"; McNemar on {getattr(row, task.group + 's')} {task.group}s: "
                      f"{int(row.only_a)} vs {int(row.only_b)} discordant, p = {row.pvalue:.3g} "
                      f"({row.method})")
-        elif row.interval != f"{task.group}s":  # several trainings: their spread counts
-            text += (f" over {row.interval}; t = {row.statistic:.2f}, {row.df:.1f} df, "
+        elif row.ci_over != f"{task.group}s":  # several trainings: their spread counts
+            text += (f" over {row.ci_over}; t = {row.statistic:.2f}, {row.df:.1f} df, "
                      f"p = {row.pvalue:.3g}")
         notes.append(text + ".")
     return notes

@@ -768,12 +768,11 @@ def _lane_params(pole: Tensor, gain: Tensor, kernel_size: int, backward: bool, d
         alpha, beta = _stage_weights(3, kernel_size)
         weights = [gain * float(v) for v in alpha] + [gain * tail * float(v) for v in beta]
         rows += [part for z in weights for part in (z.real, z.imag)]
-    else:
-        rows += [gain.real, gain.imag]
+    else:  # real stage weights; the complex factors are applied once (kernel, combination)
+        rows += [gain.real, gain.imag, (gain * tail).real, (gain * tail).imag]
         for power in (3, 4):
-            alpha, beta = _stage_weights(power, kernel_size)
-            rows += [torch.full_like(pole.real, float(v)) for v in alpha]
-            rows += [part for v in beta for part in ((tail * float(v)).real, (tail * float(v)).imag)]
+            rows += [torch.full_like(pole.real, float(v)) for weights in _stage_weights(power, kernel_size)
+                     for v in weights]
     params = torch.stack(rows)  # (rows, F)
     pad = -params.shape[1] % R.LANES
     params = F.pad(params, (0, pad)).reshape(len(rows), -1, R.LANES).transpose(0, 1)
@@ -861,9 +860,11 @@ class _RecursiveEnergy(torch.autograd.Function):
             sums, grad_y = R.backward_sums(
                 x.numpy(), _lane_params(pole[index], gain[index], kernel_size, True, dtype),
                 kernel_size, n_out, hop_length, remainder, lanes.numpy(), keep_grad_y)
-            sums = _from_lanes(torch.from_numpy(sums), len(index)).sum(0)  # (n, 4)
-            z3[index] = torch.complex(sums[:, 0], sums[:, 1])
-            z4[index] = torch.complex(sums[:, 2], sums[:, 3])
+            sums = _from_lanes(torch.from_numpy(sums), len(index)).sum(0)  # (n, 8)
+            sums = torch.complex(sums[:, 0::2], sums[:, 1::2])  # gy A3, gy A4, gy S3, gy S4
+            tail = -(pole[index] ** kernel_size)
+            z3[index] = sums[:, 0] + tail * sums[:, 2]
+            z4[index] = sums[:, 1] + tail * sums[:, 3]
             if keep_grad_y:
                 grad_y = _from_lanes(torch.from_numpy(grad_y), len(index))  # (B, n, L)
                 kernels = _recursive_kernels(pole[index], gain[index], kernel_size).to(dtype)

@@ -87,7 +87,7 @@ def main() -> int:
         batches = [train.batch(sampler.next_batch()) for _ in range(steps)]
 
         def step(x, y):
-            with autocast_for(device):
+            with autocast_for(device, stage.cpu_autocast):  # CUDA: the CNN's bf16/fp16
                 out = model(x)
             loss = F.cross_entropy(out.float(), y)
             optimizer.zero_grad(set_to_none=True)

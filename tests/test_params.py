@@ -40,6 +40,7 @@ def test_empty_params_get_every_default():
     ({"scenes": {"units": {"esc10": {"mode": "window"}}}}, "scenes.units.esc10.mode",
      "is not one of"),
     ({"scenes": {"on_bad_clip": "ignore"}}, "scenes.on_bad_clip", "is not one of"),
+    ({"cpu_autocast": "fp16"}, "cpu_autocast", "is not one of"),
 ])
 def test_invalid_value_names_key_and_steps(bad, key, phrase):
     with pytest.raises(ParamsError) as err:
@@ -120,3 +121,24 @@ def test_params_round_trip_through_yaml():
 def test_configs_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PreprocessConfig().lowpass_hz = 1
+
+
+def test_cpu_autocast_is_float32_by_default_and_reruns_only_training(tmp_path):
+    assert validate_params({})["cpu_autocast"] == "float32" == Params().cpu_autocast
+    assert load_params(REPO / "params.yaml")["cpu_autocast"] == "float32"
+    for value in ("float32", "bf16", "auto"):
+        assert validate_params({"cpu_autocast": value})["cpu_autocast"] == value
+        assert Params.from_dict({"cpu_autocast": value}).cpu_autocast == value
+    # YAML reads an unquoted `off` as false: refused, naming the key, the values and readers
+    (tmp_path / "p.yaml").write_text("cpu_autocast: off\n")
+    with pytest.raises(ParamsError) as err:
+        load_params(tmp_path / "p.yaml")
+    message = str(err.value)
+    assert (": cpu_autocast: False is not one of ['float32', 'bf16', 'auto'] (YAML reads an "
+            "unquoted on/off/yes/no as true/false)") in message
+    assert "train_static_physionet" in message and "train_static_scenes" in message
+    # every training step reads it (a change reruns them); evaluation reads the model file
+    params = validate_params({"cpu_autocast": "auto"})
+    readers = {step for step in STEP_PARAMS
+               if params_slice(params, step, {"n": "16", "seed": "1"}).get("cpu_autocast")}
+    assert readers == {step for step in STEP_PARAMS if step.startswith("train_")}

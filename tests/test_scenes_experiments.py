@@ -111,6 +111,11 @@ def test_grid_and_stage_settings_follow_params_and_scale():
         {"scales": {"quick": {"scenes": {"grid_epochs": 1}}}}, partial=True)), ".")
     assert [short.stage_settings(short.parse_run(n), cpu).epochs for n in (
         "static-16", "static-46", "static-46-control")] == [1, static.epochs, learnable.epochs]
+    # cpu_autocast reaches every stage (float32 by default)
+    assert {static.cpu_autocast, learnable.cpu_autocast, control.cpu_autocast} == {"float32"}
+    bf16 = Scenes(Params.from_dict({"cpu_autocast": "bf16"}), ".")
+    assert {bf16.stage_settings(bf16.parse_run(n), cpu).cpu_autocast for n in (
+        "static-46", "static-46-control", "learnable-46")} == {"bf16"}
     full = Scenes(Params.from_dict(validate_params({"scale": "full"})), ".")
     assert full.folds() == [1, 2, 3, 4]
     assert full.stage_settings(full.parse_run("static-46"), cpu).batch_size == 64  # the paper's

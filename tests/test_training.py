@@ -25,7 +25,9 @@ from spectnet.params import validate_params
 from spectnet.training.checkpoint import load_model, read_model_file
 from spectnet.training.samplers import DoubleBalancedSampler, ShuffledSampler
 from spectnet.training.data import ExampleSet, load_examples
-from spectnet.training.trainer import StageSettings, predict_proba, train_stage
+from spectnet import runtime
+from spectnet.training.trainer import (CPU_AUTOCAST, StageSettings, autocast_for, cnn_precision,
+                                      predict_proba, resolve_cpu_autocast, train_stage)
 
 
 def smoke_params(heart_sounds: dict | None = None, **budget) -> Params:
@@ -356,6 +358,9 @@ def test_a_run_writes_self_describing_models_and_logs(static_run):
     assert info["epoch"] == summary["best_epoch"] and info["classes"] == ["normal", "abnormal"]
     assert info["preprocess"]["sample_rate"] == 1000 and info["beats"]["beat_length"] == 2500
     assert tuple(model(torch.zeros(2, 2500)).shape) == (2, 2)
+    # the default cpu_autocast: the CNN in float32, recorded in the summary and model file
+    assert summary["cnn_precision"] == "float32" and info["cpu_autocast"] == "float32"
+    assert summary["stage"]["cpu_autocast"] == "float32"
     # the front-end stays frozen in stage 1: the filters at every epoch are the initial ones
     frontend = pd.read_csv(out / "frontend.csv")
     assert frontend.groupby("filter")["center_frequency"].nunique().max() == 1
@@ -488,3 +493,129 @@ def test_renamed_keys_are_refused_naming_the_new_key():
         with pytest.raises(ParamsError, match=new):
             validate_params(old, "params.yaml")
 
+
+
+# ------------------------------------------------------------------------- CPU autocast
+def _cpu_flags(monkeypatch, *flags):
+    """Pretend the CPU lists exactly ``flags`` in /proc/cpuinfo."""
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset(flags))
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    return build_model({"architecture": "spectnet-resnet", "n_samples": 2500,
+                        "sample_rate": 1000, "frontend": {"n_filters": 4}})
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (("avx2", "fma", "avx512f", "avx512_bf16"), "bf16"),     # AVX512-BF16 (Zen 4, Cooper Lake)
+    (("avx2", "avx512f", "amx_tile", "amx_bf16"), "bf16"),   # AMX (Sapphire Rapids)
+    (("avx2", "fma", "avx512f"), "float32"),                 # AVX-512 without bf16
+    (("avx2", "fma"), "float32"),
+    ((), "float32"),                                          # nothing listed
+])
+def test_auto_cpu_autocast_follows_the_cpu_flags(monkeypatch, flags, expected):
+    _cpu_flags(monkeypatch, *flags)
+    cpu = torch.device("cpu")
+    assert resolve_cpu_autocast("auto") == cnn_precision(cpu, "auto") == expected
+    with autocast_for(cpu, "auto"):
+        assert torch.is_autocast_enabled("cpu") == (expected == "bf16")
+        if expected == "bf16":
+            assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    # the explicit settings do not look at the flags; the default is float32
+    assert [resolve_cpu_autocast(s) for s in ("float32", "bf16")] == ["float32", "bf16"]
+    with autocast_for(cpu):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast_for(cpu, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_cpu_autocast_values_are_checked_and_cuda_ignores_them(monkeypatch):
+    with pytest.raises(ValueError, match="unknown cpu_autocast 'off'"):
+        resolve_cpu_autocast("off")
+    with pytest.raises(ValueError,
+                       match=r"unknown cpu_autocast 'fp16' \(float32 \| bf16 \| auto\)"):
+        StageSettings(1, 8, cpu_autocast="fp16")
+    cuda = torch.device("cuda")
+    for supported, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+        assert {cnn_precision(cuda, s) for s in CPU_AUTOCAST} == {expected}
+
+
+def test_bf16_autocast_computes_the_cnn_in_bf16_and_the_front_end_in_float32(monkeypatch):
+    _cpu_flags(monkeypatch)  # no native bf16: an explicit bf16 autocasts all the same
+    model = _tiny_model().eval()
+    seen: dict[str, list] = {}
+
+    def record(name):
+        return lambda module, args, out: seen.setdefault(name, []).append(out.dtype)
+    # the CNN's input is the front-end's output
+    model.cnn.register_forward_pre_hook(
+        lambda module, args: seen.setdefault("front-end", []).append(args[0].dtype))
+    convs = [m for m in model.cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    convs[0].register_forward_hook(record("first conv"))
+    convs[-1].register_forward_hook(record("last conv"))
+    x = torch.randn(3, 2500, generator=torch.Generator().manual_seed(1)) * 0.05
+    outputs = {}
+    for setting, cnn_dtype in (("float32", torch.float32), ("bf16", torch.bfloat16)):
+        seen.clear()
+        with torch.no_grad(), autocast_for(torch.device("cpu"), setting):
+            outputs[setting] = model(x)
+        assert seen == {"front-end": [torch.float32],          # float32 under any autocast
+                        "first conv": [cnn_dtype], "last conv": [cnn_dtype]}
+        assert outputs[setting].dtype == cnn_dtype
+    torch.testing.assert_close(outputs["bf16"].float(), outputs["float32"], rtol=0.1, atol=0.1)
+    examples = ExampleSet(x, torch.tensor([0, 1, 0]), np.zeros(3, int), np.array(list("abc")),
+                          ("normal", "abnormal"))
+    probabilities = {s: predict_proba(model, examples, 2, s) for s in ("float32", "bf16")}
+    assert all(p.dtype == np.float32 and np.allclose(p.sum(1), 1) for p in probabilities.values())
+    assert not np.array_equal(probabilities["bf16"], probabilities["float32"])
+    np.testing.assert_allclose(probabilities["bf16"], probabilities["float32"], atol=0.05)
+
+
+def test_a_stage_resolves_auto_once_and_records_its_precision(train_set, tmp_path, monkeypatch):
+    subset = train_set.subset(np.arange(len(train_set)) < 36)
+    _cpu_flags(monkeypatch, "avx2", "fma")
+    plain = tiny_run(subset, tmp_path / "float32")
+    auto = tiny_run(subset, tmp_path / "auto", cpu_autocast="auto")
+    assert plain.precision == auto.precision == "float32"
+    assert all(torch.equal(plain.last_state[k], auto.last_state[k]) for k in plain.last_state)
+    _cpu_flags(monkeypatch, "avx2", "fma", "avx512f", "avx512_bf16")
+    bf16 = tiny_run(subset, tmp_path / "bf16", cpu_autocast="auto")
+    assert bf16.precision == "bf16"
+    assert all(np.isfinite(r["train_loss"]) for r in bf16.history)
+    assert not all(torch.equal(plain.last_state[k], bf16.last_state[k]) for k in plain.last_state)
+
+
+def test_cpu_autocast_reaches_every_stage_and_a_model_is_evaluated_as_it_trained(
+        small_beats_dir, tmp_path, monkeypatch):
+    _cpu_flags(monkeypatch, "avx512f", "avx512_bf16")
+    params = Params.from_dict(validate_params({**smoke_params().to_dict(), "cpu_autocast": "auto"}))
+    task = HeartSounds(params, small_beats_dir)
+    cpu = torch.device("cpu")
+    runs = ["static-16", "learnable-16", "static-16-control", "gammatone-1d", "gammatone-2d"]
+    assert {task.stage_settings(task.parse_run(r), cpu).cpu_autocast for r in runs} == {"auto"}
+    assert {HeartSounds(smoke_params(), small_beats_dir).stage_settings(task.parse_run(r), cpu)
+            .cpu_autocast for r in runs} == {"float32"}              # the default
+    summary = train_run("static-4", 1, params, small_beats_dir, tmp_path / "static-4")
+    assert summary["cnn_precision"] == "bf16" and summary["stage"]["cpu_autocast"] == "auto"
+    assert read_model_file(tmp_path / "static-4" / "best.pt")["cpu_autocast"] == "bf16"
+    # evaluated on a CPU without native bf16 and with cpu_autocast float32: still bf16,
+    # as it trained (the precision comes from the model file)
+    _cpu_flags(monkeypatch, "avx2")
+    metrics = HeartSounds(smoke_params(), small_beats_dir).evaluate(
+        tmp_path / "static-4" / "best.pt", tmp_path / "predictions", tmp_path / "metrics.json",
+        device="cpu")
+    assert metrics["cnn_precision"] == "bf16"
+    assert json.loads((tmp_path / "metrics.json").read_text())["cnn_precision"] == "bf16"
+
+
+def test_tables_say_what_the_cnn_computed_in():
+    from spectnet.experiments.task import machine_note, summary_precision
+    assert summary_precision({"cnn_precision": "bf16", "machine": {"device": "cpu"}}) == "bf16"
+    assert summary_precision({"machine": {"device": "cpu"}}) == "float32"  # before the key
+    assert summary_precision({"machine": {"device": "cuda"}}) == "?"
+    table = pd.DataFrame({"cpu_flags": ["avx2 fma avx512f avx512_bf16", None],
+                          "threads": ["2", None], "cnn_precision": ["bf16", None]})
+    assert ("CPU features avx2 fma avx512f avx512_bf16, 2 torch threads and the CNN in bf16"
+            in machine_note(table))

@@ -370,6 +370,7 @@ class ScenesConfig(_Section):
 class Params(_Section):
     """All parameters of the pipeline."""
     scale: str = "quick"
+    cpu_autocast: str = "float32"
     scales: ScalesConfig = field(default_factory=ScalesConfig)
     physionet: PhysioNetConfig = field(default_factory=PhysioNetConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)

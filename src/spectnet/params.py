@@ -36,10 +36,12 @@ _SCENE_FRONTEND = tuple(f"scenes.frontend.{k}" for k in ("kernel_size", "win_len
 #: What a model file records of the heart-sound input (predict reuses it): changing it
 #: reruns training through the data steps anyway.
 _HEART_INPUT = ("preprocess", "segmentation.emulate_underflow", "beats")
-_HEART_TRAINING = ("scale", "scales.{scale}.heart_sounds.selection_subset", "heart_sounds.fold",
-                   "heart_sounds.sampler", "heart_sounds.selection")
-_SCENE_TRAINING = ("scale", "scales.{scale}.scenes.selection_subset", "scenes.sampler",
-                   "scenes.selection")
+#: ``cpu_autocast``: every training step (the CNN's precision on the CPU); evaluation reads
+#: the precision from the model file, so it reruns with the model.
+_HEART_TRAINING = ("scale", "cpu_autocast", "scales.{scale}.heart_sounds.selection_subset",
+                   "heart_sounds.fold", "heart_sounds.sampler", "heart_sounds.selection")
+_SCENE_TRAINING = ("scale", "cpu_autocast", "scales.{scale}.scenes.selection_subset",
+                   "scenes.sampler", "scenes.selection")
 #: Stage 2 with the front-end frozen reads what learnable-N reads of the CNN's training,
 #: never the front-end's settings: a same-budget control of every learnable variant.
 _HEART_STAGE2 = ("scales.{scale}.heart_sounds.learnable", "heart_sounds.learnable.variant",
@@ -160,7 +162,10 @@ def _describe(error: jsonschema.ValidationError, source: str) -> str:
     key = ".".join(str(p) for p in error.absolute_path)
     steps = steps_reading(key) if key else []
     used_by = f" (read by: {', '.join(steps)})" if steps else ""
-    return f"{source}: {key or '(top level)'}: {error.message}{used_by}"
+    message = error.message
+    if error.validator == "enum" and isinstance(error.instance, bool):
+        message += " (YAML reads an unquoted on/off/yes/no as true/false)"
+    return f"{source}: {key or '(top level)'}: {message}{used_by}"
 
 
 def _cross_checks(params: dict) -> list[str]:

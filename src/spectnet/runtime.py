@@ -14,7 +14,7 @@ import os
 import sys
 
 __all__ = ["TUNED_MALLOC_ENV", "malloc_is_tuned", "reexec_with_tuned_malloc", "default_device",
-           "machine_info"]
+           "cpu_flags", "native_bf16", "machine_info"]
 
 #: Environment that keeps large allocations mapped (glibc reads it at start-up).
 TUNED_MALLOC_ENV = {
@@ -56,6 +56,38 @@ def default_device(device=None):
 
 #: CPU features that change floating-point results or speed (vector width, native bf16).
 _CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "asimd", "sve")
+#: Any of these: the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
+_NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+
+
+def _cpuinfo() -> tuple[str, frozenset[str]]:
+    """``(model name, every flag)`` from ``/proc/cpuinfo`` (x86 ``flags``, ARM
+    ``Features``); ``("", {})`` where there is no such file."""
+    cpu, flags = "", set()
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "Model") and not cpu:
+                cpu = value.strip()
+            elif key in ("flags", "Features"):
+                flags |= set(value.split())
+    except OSError:
+        pass
+    return cpu, frozenset(flags)
+
+
+def cpu_flags() -> frozenset[str]:
+    """Every feature flag the CPU lists in ``/proc/cpuinfo`` (empty where it lists none)."""
+    return _cpuinfo()[1]
+
+
+def native_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``): where
+    it does not, torch emulates bf16 matrix products, about ten times slower than float32
+    (``bench/train.py``)."""
+    flags = cpu_flags()
+    return any(flag in flags for flag in _NATIVE_BF16)
 
 
 def machine_info(device=None) -> dict:
@@ -70,17 +102,10 @@ def machine_info(device=None) -> dict:
     import platform
 
     import torch
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "Model") and cpu in ("", platform.machine()):
-                cpu = value.strip()
-            elif key in ("flags", "Features"):
-                flags |= set(value.split())
-    except OSError:
-        pass
+    model, flags = _cpuinfo()
+    cpu = platform.processor() or platform.machine()
+    if cpu in ("", platform.machine()) and model:
+        cpu = model
     device = default_device(device)
     return {"cpu": cpu, "cpu_flags": [f for f in _CPU_FLAGS if f in flags],
             "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -162,7 +162,8 @@ class HeartSounds(Task):
 
     def stage_settings(self, run: Run, device: torch.device) -> StageSettings:
         heart, budgets = self.section, self.budget
-        common = {"sampler": heart.sampler, "channels_last": device.type == "cpu"}
+        common = {"sampler": heart.sampler, "channels_last": device.type == "cpu",
+                  "cpu_autocast": self.params.cpu_autocast}
         if run.kind == "static":
             budget, static = budgets.static, heart.static
             return StageSettings(
@@ -190,7 +191,8 @@ class HeartSounds(Task):
             lr_schedule="inverse_time", lr_decay=base.lr_decay * budget.batch_size / 64,
             warmup_steps=base.warmup_steps, patience=budget.patience,
             train_frontend=base.learn_filters, sampler=heart.sampler,
-            channels_last=device.type == "cpu" and run.kind == "gammatone-2d")
+            channels_last=device.type == "cpu" and run.kind == "gammatone-2d",
+            cpu_autocast=self.params.cpu_autocast)
 
     def pool(self, examples: ExampleSet, probabilities: np.ndarray) -> Evaluation:
         labels = examples.labels.cpu().numpy()

@@ -159,7 +159,8 @@ class Scenes(Task):
 
     def stage_settings(self, run: Run, device: torch.device) -> StageSettings:
         common = {"sampler": self.section.sampler, "eval_batch_size": EVAL_BATCH,
-                  "channels_last": device.type == "cpu"}
+                  "channels_last": device.type == "cpu",
+                  "cpu_autocast": self.params.cpu_autocast}
         if run.kind == "static":
             budget, static = self.budget.static, self.section.static
             # the frozen front-end is a quarter of a step (bench/scenes.py): computed once

@@ -56,8 +56,8 @@ from spectnet.models import build_model
 from spectnet.runtime import default_device, machine_info
 from spectnet.training.checkpoint import load_model, read_model_file, save_model
 from spectnet.training.data import ExampleSet
-from spectnet.training.trainer import (StageSettings, in_memory_format, predict_proba,
-                                      train_stage)
+from spectnet.training.trainer import (StageSettings, cnn_precision, in_memory_format,
+                                      predict_proba, resolve_cpu_autocast, train_stage)
 
 __all__ = ["BOOTSTRAP_SEED", "Evaluation", "Task", "resume_dir",
            "compare_runs", "write_results_table"]
@@ -305,9 +305,10 @@ class Task(ABC):
         stage = self.stage_settings(run, device)
         train, selection = self.splits(fold, device)
         log.info("%s fold %d seed %d (%s, %s scale): %d training %ss; selection on %d %ss of "
-                 "%d %ss (%s split); %s", run.name, fold, seed, self.dataset, self.params.scale,
-                 len(train), self.example, len(selection), self.example,
-                 len(set(selection.groups)), self.group, self.section.selection.split, device)
+                 "%d %ss (%s split); %s, the CNN in %s", run.name, fold, seed, self.dataset,
+                 self.params.scale, len(train), self.example, len(selection), self.example,
+                 len(set(selection.groups)), self.group, self.section.selection.split, device,
+                 cnn_precision(device, stage.cpu_autocast))
         out_dir = Path(out_dir)
         torch.manual_seed(seed)
         model = build_model(spec)
@@ -321,7 +322,9 @@ class Task(ABC):
                           "dataset": self.dataset, "selection": self.section.selection.to_dict(),
                           "selection_subset": self.budget.selection_subset},
             progress=progress, live_dir=work / "dvclive")
-        info = {**self.model_info(run, fold, seed), "selection": self.section.selection.split}
+        # the CPU precision the run resolved: evaluation on the CPU runs the model in it
+        info = {**self.model_info(run, fold, seed), "selection": self.section.selection.split,
+                "cpu_autocast": resolve_cpu_autocast(stage.cpu_autocast)}
         trace = pd.DataFrame(result.frontend_trace)
         summary = {
             "task": self.name, "run": run.name, "fold": fold, "seed": seed,
@@ -337,7 +340,8 @@ class Task(ABC):
             "frontend_change": (filter_change(trace, result.best_epoch, spec["sample_rate"])
                                 if stage.train_frontend and not trace.empty else None),
             "train_seconds": float(sum(r["train_seconds"] for r in result.history)),
-            "machine": machine_info(device), "stage": asdict(stage)}
+            "machine": machine_info(device), "cnn_precision": result.precision,
+            "stage": asdict(stage)}
         with atomic_dir(out_dir) as tmp:
             for file, state, epoch in (("best.pt", result.best_state, result.best_epoch),
                                        ("last.pt", result.last_state, len(result.history))):
@@ -427,8 +431,11 @@ class Task(ABC):
             in_memory_format(model, self.stage_settings(self.parse_run(info["run"]), device))
         fold = int(info.get("fold", 0))
         examples = self.load(fold, "reporting", device)
+        # as it trained: a model file from before cpu_autocast trained in float32 on the CPU
+        cpu_autocast = info.get("cpu_autocast", "float32")
         torch.manual_seed(info.get("seed", 0))  # evaluation-time dropout (quirks) draws from it
-        evaluation = self.pool(examples, predict_proba(model, examples, self.eval_batch_size))
+        evaluation = self.pool(examples, predict_proba(model, examples, self.eval_batch_size,
+                                                       cpu_autocast))
         scale = self.budget
         ci_level = self.section.evaluation.ci_level
         point, intervals = self.summarise([evaluation], scale.bootstrap, ci_level)
@@ -438,6 +445,7 @@ class Task(ABC):
             "fold": fold, "seed": info.get("seed"), "scale": self.params.scale,
             "trained_at_scale": info.get("scale"), "model": Path(model_path).name,
             "epoch": info.get("epoch"), "selection": info.get("selection"),
+            "cnn_precision": cnn_precision(device, cpu_autocast),
             "classes": list(self.classes), "levels": list(self.levels),
             "counts": {self.group: int(len(evaluation.groups)),
                        self.example: int(len(evaluation.examples))},
@@ -690,6 +698,7 @@ def results_table(task: Task, columns: Mapping[str, str], metrics_dir: str | Pat
             stopped=" ".join(sorted({s["stopped"] for s in summaries})),
             cpu_flags=" ".join(sorted({" ".join(s["machine"]["cpu_flags"]) for s in summaries})),
             threads=" ".join(sorted({str(s["machine"]["threads"]) for s in summaries})),
+            cnn_precision=" ".join(sorted({summary_precision(s) for s in summaries})),
             train_minutes=float(np.mean([s["train_seconds"] for s in summaries])) / 60,
             **{column: float(np.mean([c[key] for c in change])) if change else math.nan
                for key, column in FILTER_CHANGE_COLUMNS.items()})
@@ -732,17 +741,28 @@ def filter_notes(table: pd.DataFrame) -> list[str]:
             for _, r in moved.iterrows()]
 
 
+def summary_precision(summary: Mapping[str, Any]) -> str:
+    """What a run's CNN computed in (``cnn_precision``); a summary from before the key
+    was recorded: float32 on the CPU (the only CPU precision then), ``"?"`` on a GPU."""
+    if "cnn_precision" in summary:
+        return summary["cnn_precision"]
+    return "float32" if summary.get("machine", {}).get("device") == "cpu" else "?"
+
+
 def machine_note(table: pd.DataFrame) -> str:
     """Where the runs trained: bit-identical numbers need the same CPU vector features,
-    thread count and library build."""
+    thread count, CNN precision and library build."""
     trained = table.dropna(subset=["cpu_flags"])
     flags = sorted(set(trained["cpu_flags"])) or ["?"]
     threads = sorted(set(trained["threads"].astype(str))) or ["?"]
-    return (f"Trained with CPU features {' / '.join(f or 'none listed' for f in flags)} and "
-            f"{' / '.join(threads)} torch threads: reruns on the same machine, threads and "
-            "library build give the same numbers; another CPU family or thread count changes "
-            "floating-point sums and so the trained weights: compare such reruns through the "
-            "intervals and the seeds' spread, not digit by digit.")
+    precision = (sorted(set(trained["cnn_precision"].astype(str)))
+                 if "cnn_precision" in trained else []) or ["?"]
+    return (f"Trained with CPU features {' / '.join(f or 'none listed' for f in flags)}, "
+            f"{' / '.join(threads)} torch threads and the CNN in {' / '.join(precision)}: "
+            "reruns on the same machine, threads, precision and library build give the same "
+            "numbers; another CPU family, thread count or precision changes floating-point "
+            "sums and so the trained weights: compare such reruns through the intervals and "
+            "the seeds' spread, not digit by digit.")
 
 
 def write_results_table(table: pd.DataFrame, out_prefix: str | Path, title: str,

@@ -13,7 +13,11 @@ uninterrupted run: model, optimiser, scheduler, sampler and every RNG are restor
 the per-epoch logs (DVCLive) are rebuilt from the checkpointed history.
 
 On CUDA the CNN runs under autocast (bfloat16 where supported, else float16 with loss
-scaling) while the front-end computes in float32 (it disables autocast itself).
+scaling) while the front-end computes in float32 (it disables autocast itself). On the
+CPU the CNN computes in float32 unless the stage's ``cpu_autocast`` (params.yaml's
+``cpu_autocast``) asks for bfloat16: ``bf16`` always, ``auto`` where the CPU has native
+bf16 (:func:`spectnet.runtime.native_bf16`). Evaluation runs a model in the precision it
+trained in.
 """
 
 from __future__ import annotations
@@ -33,17 +37,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spectnet.errors import SpectNetError
+from spectnet.runtime import native_bf16
 from spectnet.training.checkpoint import fingerprint, load_checkpoint, save_checkpoint
 from spectnet.training.data import ExampleSet
 from spectnet.training.samplers import make_sampler
 
 __all__ = ["StageSettings", "TrainResult", "train_stage", "in_memory_format", "predict_proba",
-           "filterbank_of", "autocast_for", "class_probabilities", "lr_factor"]
+           "filterbank_of", "CPU_AUTOCAST", "resolve_cpu_autocast", "cnn_precision",
+           "autocast_for", "class_probabilities", "lr_factor"]
 
 log = logging.getLogger(__name__)
 
 #: A task's scoring function: (class probabilities (N, C), the examples) -> metrics.
 Scorer = Callable[[np.ndarray, ExampleSet], dict[str, float]]
+
+#: The values of ``cpu_autocast`` (params.yaml): the CNN's precision on the CPU.
+CPU_AUTOCAST = ("float32", "bf16", "auto")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,10 @@ class StageSettings:
             once and train the CNN on them (``model.features``): worth it where the
             front-end is a large share of a step (the scene models); the same model up to
             float rounding (the front-end's path may depend on the batch size).
+        cpu_autocast: the CNN's precision when the stage runs on the CPU (:data:`CPU_AUTOCAST`):
+            ``"float32"`` (no autocast), ``"bf16"`` (autocast to bfloat16) or ``"auto"``
+            (bf16 where the CPU has native bf16, else float32). No effect on CUDA, where
+            the CNN always runs under autocast (:func:`autocast_for`).
     """
 
     epochs: int
@@ -103,6 +117,7 @@ class StageSettings:
     eval_batch_size: int = 512
     channels_last: bool = False
     cache_frontend: bool = False
+    cpu_autocast: str = "float32"
 
     def __post_init__(self) -> None:
         problems = []
@@ -120,6 +135,9 @@ class StageSettings:
             problems.append(f"unknown lr_schedule {self.lr_schedule!r}")
         if not (self.lr > 0 and (self.frontend_lr is None or self.frontend_lr > 0)):
             problems.append("learning rates must be > 0")
+        if self.cpu_autocast not in CPU_AUTOCAST:
+            problems.append(f"unknown cpu_autocast {self.cpu_autocast!r} "
+                            f"({' | '.join(CPU_AUTOCAST)})")
         if problems:
             raise ValueError("invalid training stage: " + "; ".join(problems))
 
@@ -128,13 +146,15 @@ class StageSettings:
 class TrainResult:
     """What a finished stage returns. ``history`` has one record per epoch; ``stopped``
     says why training ended: ``"budget"`` (every epoch ran) or ``"patience"`` (the
-    selection metric stopped improving)."""
+    selection metric stopped improving); ``precision`` what the CNN computed in
+    (:func:`cnn_precision`)."""
     history: list[dict[str, float]]
     best_epoch: int
     best_state: dict[str, Tensor]
     last_state: dict[str, Tensor]
     frontend_trace: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "budget"
+    precision: str = "float32"
 
     @property
     def best(self) -> dict[str, float]:
@@ -154,13 +174,37 @@ def class_probabilities(model: nn.Module, outputs: Tensor) -> Tensor:
     return outputs.float() if getattr(cnn, "quirks", False) else torch.softmax(outputs.float(), 1)
 
 
-def autocast_for(device: torch.device):
-    """The CNN's autocast on ``device``: bfloat16 (else float16) on CUDA, off on the CPU
-    (this CPU class emulates bf16: ten times slower, bench/train.py)."""
+def resolve_cpu_autocast(cpu_autocast: str = "float32") -> str:
+    """``"float32"`` or ``"bf16"``: a ``cpu_autocast`` setting (:data:`CPU_AUTOCAST`) on
+    this machine; ``"auto"`` is ``"bf16"`` where the CPU has native bf16
+    (:func:`spectnet.runtime.native_bf16`: avx512_bf16 or amx_bf16), else ``"float32"``
+    (a CPU without it emulates bf16, ten times slower: bench/train.py)."""
+    if cpu_autocast not in CPU_AUTOCAST:
+        raise ValueError(f"unknown cpu_autocast {cpu_autocast!r} ({' | '.join(CPU_AUTOCAST)})")
+    if cpu_autocast == "auto":
+        return "bf16" if native_bf16() else "float32"
+    return cpu_autocast
+
+
+def cnn_precision(device: torch.device, cpu_autocast: str = "float32") -> str:
+    """What the CNN computes in on ``device``: ``"bf16"`` (else ``"fp16"``) on CUDA, on
+    the CPU the resolved ``cpu_autocast`` (:func:`resolve_cpu_autocast`), ``"float32"``
+    elsewhere. Recorded in every run's summary."""
     if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, enabled=False)
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    resolved = resolve_cpu_autocast(cpu_autocast)
+    return resolved if device.type == "cpu" else "float32"
+
+
+def autocast_for(device: torch.device, cpu_autocast: str = "float32"):
+    """The CNN's autocast on ``device``: bfloat16 (else float16) on CUDA whatever
+    ``cpu_autocast`` says; on the CPU bfloat16 where ``cpu_autocast`` resolves to
+    ``"bf16"`` (:func:`resolve_cpu_autocast`), else off (float32, the default). The
+    front-end disables autocast itself, so it computes in float32 either way."""
+    precision = cnn_precision(device, cpu_autocast)
+    if precision == "float32":
+        return torch.autocast(device.type, enabled=False)
+    return torch.autocast(device.type, dtype=_DTYPES[precision])
 
 
 class _OnFeatures(nn.Module):
@@ -198,13 +242,16 @@ def in_memory_format(model: nn.Module, stage: StageSettings) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_proba(model: nn.Module, examples: ExampleSet, batch_size: int = 512) -> np.ndarray:
-    """``(N, C)`` class probabilities of every example, the model in evaluation mode."""
+def predict_proba(model: nn.Module, examples: ExampleSet, batch_size: int = 512,
+                  cpu_autocast: str = "float32") -> np.ndarray:
+    """``(N, C)`` class probabilities of every example, the model in evaluation mode, the
+    CNN under :func:`autocast_for` (``cpu_autocast``: its precision on the CPU; give the
+    one the model trained with)."""
     was_training = model.training
     model.eval()
     out = []
     for x, _ in examples.batches(_chunks(len(examples), batch_size)):
-        with autocast_for(x.device):
+        with autocast_for(x.device, cpu_autocast):
             out.append(class_probabilities(model, model(x)).cpu())
     model.train(was_training)
     return torch.cat(out).numpy()
@@ -345,7 +392,11 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
     device = train.device
     work_dir = Path(work_dir)
     checkpoint_path = work_dir / "checkpoint.pt"
-    run_id = fingerprint({"stage": asdict(stage), "seed": seed, "run": dict(run_settings or {}),
+    # "auto" resolved once, here: every step and evaluation of the run uses the same
+    cpu_autocast = resolve_cpu_autocast(stage.cpu_autocast)
+    precision = cnn_precision(device, cpu_autocast)
+    run_id = fingerprint({"stage": {**asdict(stage), "cpu_autocast": cpu_autocast},
+                          "seed": seed, "run": dict(run_settings or {}),
                           "n_train": len(train), "n_validation": len(validation)})
     model.to(device)
     if device.type == "cuda":
@@ -416,7 +467,7 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
                    desc=f"epoch {epoch}/{stage.epochs}", unit="batch", disable=not progress,
                    leave=False, mininterval=0.5 if sys.stderr.isatty() else 30.0)
         for step, (x, y) in enumerate(bar):
-            with autocast_for(device):
+            with autocast_for(device, cpu_autocast):
                 outputs = net(x)
             loss = F.cross_entropy(outputs.float(), y)
             if not torch.isfinite(loss):
@@ -433,7 +484,8 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         bar.close()
         lr = optimizer.param_groups[0]["lr"]
         train_seconds = time.perf_counter() - started
-        scores = score(predict_proba(net, validation, stage.eval_batch_size), validation)
+        scores = score(predict_proba(net, validation, stage.eval_batch_size, cpu_autocast),
+                       validation)
         if stage.select_metric not in scores:
             raise SpectNetError(f"the score has no {stage.select_metric!r} "
                                 f"(it has {', '.join(scores)})")
@@ -463,4 +515,5 @@ def train_stage(model: nn.Module, stage: StageSettings, train: ExampleSet,
         log.info("stopped after epoch %d: no better %s for %d epochs", len(history),
                  stage.select_metric, stage.patience)
     live.end()
-    return TrainResult(history, best_epoch, best_state, _cpu_state(model), trace, stopped)
+    return TrainResult(history, best_epoch, best_state, _cpu_state(model), trace, stopped,
+                       precision)

@@ -494,7 +494,6 @@ def test_renamed_keys_are_refused_naming_the_new_key():
             validate_params(old, "params.yaml")
 
 
-
 # ------------------------------------------------------------------------- CPU autocast
 def _cpu_flags(monkeypatch, *flags):
     """Pretend the CPU lists exactly ``flags`` in /proc/cpuinfo."""

@@ -93,17 +93,19 @@ def warm_up(task, run, device, batch_size: int, steps: int = 3) -> None:
 
 
 def paired(differences: list[float], level: float = 0.95) -> dict:
-    """Mean, sd and (several seeds) the t interval of paired differences."""
+    """Mean, sd and (several seeds) the t interval of paired differences: the package's
+    interval over trainings with no evaluation-set part (one shared set, no resampling)."""
     import numpy as np
-    from scipy import stats
+
+    from spectnet.evaluation.statistics import mean_over_trainings
 
     values = np.asarray(differences, dtype=float)
     out = {"n": len(values), "mean": float(values.mean()),
            "sd": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
            "ci_low": math.nan, "ci_high": math.nan, "ci_level": level}
     if len(values) > 1:
-        half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * out["sd"] / math.sqrt(len(values))
-        out.update(ci_low=out["mean"] - half, ci_high=out["mean"] + half)
+        interval = mean_over_trainings(values, np.zeros(2), level)
+        out.update(ci_low=interval["low"], ci_high=interval["high"])
     return out
 
 

@@ -208,8 +208,9 @@ def test_fft_correlation_custom_backward_gradcheck():
 
 
 def test_choose_method():
-    assert SF.choose_method(8, 16, 2500, 3) == "direct"
-    assert SF.choose_method(2, 46, 220500, 551) == "fft"
+    for costs in SF.COST_MODELS.values():
+        assert SF.choose_method(8, 16, 2500, 3, costs=costs) == "direct"
+        assert SF.choose_method(2, 46, 220500, 551, costs=costs) == "fft"  # no recursion offered
 
 
 def test_errors():
@@ -407,7 +408,39 @@ def test_recursive_without_numba_uses_the_same_filters_by_convolution(monkeypatc
 
 
 def test_choose_method_recursive():
-    # long kernels: the recursion's cost does not grow with K; short ones stay with the FFT
-    assert SF.choose_method(2, 46, 220500, 551, recursive=1.0) == "iir"
-    assert SF.choose_method(2, 46, 220500, 551, recursive=0.0) == "fft"
-    assert SF.choose_method(8, 16, 2500, 3, recursive=1.0) == "direct"
+    avx2, avx512, cuda = (SF.COST_MODELS[k] for k in ("cpu-avx2", "cpu-avx512", "cuda"))
+    # long kernels: the recursion's cost does not grow with K
+    for costs in (avx2, avx512):
+        assert SF.choose_method(2, 46, 220500, 551, 0.0, costs) == "iir"
+        assert SF.choose_method(8, 16, 2500, 3, 0.0, costs) == "direct"
+    # heart beats (K = 81): the FFT on AVX2, the recursion on AVX-512 (bench/auto_method.py)
+    assert SF.choose_method(256, 16, 2500, 81, 0.0, avx2) == "fft"
+    assert SF.choose_method(256, 16, 2500, 81, 0.0, avx512) == "iir"
+    # float64 filters cost more: on AVX2 the scene case ties, and the FFT is picked
+    assert SF.choose_method(2, 46, 220500, 551, 1.0, avx2) == "fft"
+    assert SF.choose_method(2, 46, 220500, 551, 1.0, avx512) == "iir"
+    # short float64 kernels: the direct convolution (K = 11, measured 40.6 vs 44.5 ms)
+    assert SF.choose_method(256, 16, 2500, 11, 1.0, avx512) == "direct"
+    # where the recursion does not run (no share, or a device without it) it is never picked
+    assert SF.choose_method(256, 16, 2500, 81, None, avx512) == "fft"
+    assert SF.choose_method(2, 46, 220500, 551, 0.0, cuda) == "fft"
+
+
+def test_cost_model_follows_the_device(monkeypatch):
+    monkeypatch.setattr(SF, "_has_avx512", lambda: True)
+    assert SF.device_class("cpu") == "cpu-avx512"
+    assert SF.cost_model(torch.device("cpu")) is SF.COST_MODELS["cpu-avx512"]
+    monkeypatch.setattr(SF, "_has_avx512", lambda: False)
+    assert SF.device_class("cpu") == "cpu-avx2"
+    assert SF.device_class("cuda:1") == "cuda"
+    assert SF.cost_model("mps").iir_per_sample is None  # uncalibrated devices: no recursion
+
+
+def test_avx512_is_read_from_the_cpu_flags(monkeypatch):
+    import spectnet.runtime as runtime
+
+    for flags, expected in ((frozenset({"avx2", "fma"}), False), (frozenset({"avx2", "avx512f"}), True)):
+        SF._has_avx512.cache_clear()
+        monkeypatch.setattr(runtime, "cpu_flags", lambda flags=flags: flags)
+        assert SF._has_avx512() is expected
+    SF._has_avx512.cache_clear()

@@ -7,7 +7,7 @@ filter, the kernels run a cascade of one-pole stages ``P_m[t] = P_(m-1)[t] + q P
 at ``t + K`` are needed, so each sample stores its combinations in a ring buffer of K
 slots, read back K samples later: one real value per filter in the forward (the tail's
 share of y), two complex ones in the backward (the series of powers 3 and 4); storing
-the 8-10 stage values instead cost 10-20 % more time.  The square of y goes into per-hop
+the 8-10 stage values instead cost 14-17 % more time.  The square of y goes into per-hop
 block sums on the fly, so the ``(B, F, L)`` filtered signal is never stored.
 
 Why the code looks like this: LLVM vectorises the loop over filter lanes only when it can

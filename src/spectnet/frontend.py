@@ -424,25 +424,27 @@ class SpectNetFrontend(nn.Module):
         """Frames produced for ``n_samples`` input samples (e.g. 2500 -> 240 with the defaults)."""
         return SF.num_frames(n_samples, self.kernel_size, self.win_length, self.hop_length)
 
-    def _recursive_share(self, waveform: Tensor) -> float:
-        """``choose_method``'s ``recursive`` argument: 0 where the recursive path does not
+    def _float64_share(self, waveform: Tensor) -> Optional[float]:
+        """``choose_method``'s ``float64_share``: ``None`` where the recursive path does not
         apply (a learnable or non-4 order, not on the CPU, no numba, tracing)."""
         fb = self.filterbank
         if ("order" in fb.learnable or waveform.device.type != "cpu" or torch.jit.is_tracing()
                 or torch.compiler.is_compiling() or not SF.recursive_available()
                 or not bool((fb.order.detach() == 4).all())):
-            return 0.0
-        return 1.0 + 1.6 * SF.recursive_float64_share(fb.bandwidth, self.kernel_size, self.sample_rate)
+            return None
+        return SF.recursive_float64_share(fb.bandwidth, self.kernel_size, self.sample_rate)
 
     def resolve_method(self, waveform: Tensor, method: Optional[str] = None) -> str:
-        """The path :meth:`forward` takes for this input (``"auto"`` resolved by cost)."""
+        """The path :meth:`forward` takes for this input (``"auto"`` resolved by the device's
+        cost model, :func:`spectnet.functional.cost_model`)."""
         method = method or self.method
         if method not in SF.METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {SF.METHODS}")
         if method != "auto":
             return method
         return SF.choose_method(int(waveform.shape[0]), self.n_filters, int(waveform.shape[-1]),
-                                self.kernel_size, recursive=self._recursive_share(waveform))
+                                self.kernel_size, float64_share=self._float64_share(waveform),
+                                costs=SF.cost_model(waveform.device))
 
     def forward(self, waveform: Tensor, method: Optional[str] = None) -> Tensor:
         """``(B, T)`` / ``(B, 1, T)`` -> ``(B, F, M)`` log energies; ``method`` overrides the default."""

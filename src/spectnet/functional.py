@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import torch
@@ -46,6 +47,10 @@ __all__ = [
     "gammatone_impulse_response",
     "gammatone_frequency_response",
     "next_fast_len",
+    "CostModel",
+    "COST_MODELS",
+    "device_class",
+    "cost_model",
     "choose_method",
     "gammatone_filter",
     "windowed_energy",
@@ -251,50 +256,108 @@ def next_fast_len(n: int) -> int:
     return best
 
 
-# Relative cost of one multiply-accumulate of the direct convolution versus one
-# "n log2 n" unit of an FFT, fitted on CPU (oneDNN conv vs pocketfft, fwd+bwd, 2 cores).
-# It only decides the "auto" method: both paths are exact.
-_FFT_COST_PER_NLOGN = 5.0
+@dataclass(frozen=True)
+class CostModel:
+    """What :func:`choose_method` ranks the exact paths by (forward + backward; the paths
+    give the same values up to rounding, so this decides speed only).
+
+    The unit is one multiply-accumulate of the direct convolution.  ``fft_per_nlogn`` is
+    the cost of one ``n log2 n`` unit of an FFT; ``iir_per_sample`` that of one sample of
+    one float32 filter of the recursion (``None``: the recursion does not run on that
+    device); a float64 filter costs ``1 + iir_float64_extra`` float32 ones.  ``fitted_on``
+    says where the numbers were measured.
+    """
+
+    fft_per_nlogn: float
+    iir_per_sample: Optional[float]
+    iir_float64_extra: float
+    fitted_on: str
 
 
-# Cost of the recursive path per sample and filter (forward + backward), in the units above,
-# fitted on bench/frontend.py (2 cores, AVX2) so that it ranks the paths as measured: heart
-# beats (K = 81) fft 277 ms < iir 378 ms; scenes, paper init (30 % float64 filters) iir
-# 406 ms < fft 810 ms; scenes, all filters in float64 iir 707 ms ~ fft 808 ms.  Float64
-# filters cost about 2.6x float32 ones (half the SIMD width, more spills).
-_RECURSIVE_COST_PER_SAMPLE = 70.0
+#: The cost models ``auto`` uses, by device class (:func:`cost_model`), fitted so that they
+#: rank the paths as measured (forward + backward, 2 cores; ``bench/auto_method.py`` prints
+#: the check on any machine).  AVX2: oneDNN conv vs pocketfft at K = 21..251, T = 2,500
+#: and 220,500 gave c = 5 (break-even 2.3-7); the recursion ranks heart beats (K = 81) fft
+#: 277 ms < iir 378 ms, scenes with the paper init iir 406 < fft 810 ms, scenes in float64
+#: a tie (707 vs 808 ms): a float64 filter costs about 2.6 float32 ones (half the SIMD
+#: width, more spills).  AVX-512 (Zen 4, 512-bit vectors): the recursion was the fastest
+#: exact path in 15 of the 16 cases of bench/auto_method.py (K = 15..551, B = 2..256,
+#: float32 and float64 filters; heart beats 49.5 ms against fft 89.8), the direct
+#: convolution in the 16th (K = 11 in float64: 45.0 vs 59.5 ms), and K = 15 went to the
+#: recursion by 5-15 % in two runs; a float64 filter costs 1.4-1.75 float32 ones.  CUDA:
+#: not measured (no GPU was lent to the project), the CPU's FFT constant is kept, and the
+#: recursion is CPU-only.
+COST_MODELS = {
+    "cpu-avx2": CostModel(5.0, 70.0, 1.6, "AMD EPYC, AVX2, 2 cores"),
+    "cpu-avx512": CostModel(5.0, 12.0, 0.6, "AMD EPYC (Zen 4), AVX-512, 2 cores"),
+    "cuda": CostModel(5.0, None, 0.0, "not calibrated: CPU constant, no GPU measured"),
+}
+
+
+def device_class(device="cpu") -> str:
+    """The :data:`COST_MODELS` key of a device: its type (``"cuda"``, ...) or, for the CPU,
+    ``"cpu-avx512"`` where it lists ``avx512f`` and ``"cpu-avx2"`` otherwise (AVX2 and
+    anything older or non-x86).
+
+    >>> device_class("cuda:0")
+    'cuda'
+    """
+    kind = torch.device(device).type
+    if kind != "cpu":
+        return kind
+    return "cpu-avx512" if _has_avx512() else "cpu-avx2"
+
+
+@functools.lru_cache(maxsize=None)
+def _has_avx512() -> bool:
+    # cached: ``auto`` resolves on every forward, and /proc/cpuinfo does not change
+    from spectnet.runtime import cpu_flags
+
+    return "avx512f" in cpu_flags()
+
+
+def cost_model(device="cpu") -> CostModel:
+    """The :class:`CostModel` ``auto`` uses on ``device`` (a device without its own
+    calibration gets the CUDA one: the CPU's FFT constant and no recursion).
+
+    >>> cost_model("cuda").iir_per_sample is None
+    True
+    """
+    return COST_MODELS.get(device_class(device), COST_MODELS["cuda"])
 
 
 def choose_method(batch: int, n_filters: int, n_samples: int, kernel_size: int,
-                  recursive: float = 0.0) -> str:
-    """Pick ``"direct"``, ``"fft"`` or ``"iir"`` by estimated cost.
+                  float64_share: Optional[float] = None, costs: Optional[CostModel] = None) -> str:
+    """Pick ``"direct"``, ``"fft"`` or ``"iir"`` by estimated cost on this device.
 
     direct ~ ``B * F * L * K`` multiply-adds; fft ~ ``c * (B * F + B + F) * N * log2(N)``
-    with ``N = next_fast_len(T)`` and ``c = 5`` fitted on CPU (2 cores, oneDNN conv vs
-    pocketfft, forward + backward, K = 21..251, T = 2,500 and 220,500; the measured
-    break-even c ranged 2.3-7).  In practice FFT wins once ``K`` exceeds about
-    ``5 * log2(T)`` taps: ~57 at T = 2,500 (the PCG setup, K = 81, goes to FFT: 50 vs 63 ms
-    forward + backward for 256 beats) and ~90 at T = 220,500.  The recursive path, when
-    it applies (``recursive > 0``: order-4 filters on a CPU with numba), costs about
-    ``70 * recursive * B * F * T`` whatever K, with ``recursive = 1 + 1.6 * (share of the
-    filters that run in float64)`` (0 where it does not apply): it wins for long kernels
-    (the scene setup, K = 551) and loses to the FFT for short ones (K = 81) and, narrowly,
-    where every filter runs in float64 (a tie).
+    with ``N = next_fast_len(T)``; iir ~ ``r * (1 + e * s) * B * F * T`` whatever K, with
+    ``s = float64_share`` (the share of the filters the recursion runs in float64, see
+    :func:`recursive_float64_share`; ``None`` where the recursion does not apply: a
+    learnable or non-4 order, no numba, not on the CPU).  ``c``, ``r`` and ``e`` come from
+    ``costs`` (default: :func:`cost_model` of the CPU this runs on, :data:`COST_MODELS`).
+    With the AVX2 constants FFT wins over direct once ``K`` exceeds about ``5 * log2(T)``
+    taps (~57 at T = 2,500: the PCG setup, K = 81, goes to FFT) and the recursion wins for
+    long kernels (the scene setup, K = 551) but not for K = 81; with the AVX-512 ones the
+    recursion wins from about 12 taps on (about 19 where every filter is float64).
 
-    >>> choose_method(256, 16, 2500, 81), choose_method(2, 46, 220500, 551), choose_method(256, 16, 2500, 41)
-    ('fft', 'fft', 'direct')
-    >>> choose_method(256, 16, 2500, 81, recursive=1.0), choose_method(2, 46, 220500, 551, recursive=1.0)
-    ('fft', 'iir')
-    >>> choose_method(2, 46, 220500, 551, recursive=2.6), choose_method(2, 46, 220500, 551, recursive=1.5)
-    ('fft', 'iir')
+    >>> avx2, avx512 = COST_MODELS["cpu-avx2"], COST_MODELS["cpu-avx512"]
+    >>> [choose_method(256, 16, 2500, k, costs=avx2) for k in (41, 81)]
+    ['direct', 'fft']
+    >>> [choose_method(256, 16, 2500, 81, 0.0, costs=m) for m in (avx2, avx512)]
+    ['fft', 'iir']
+    >>> [choose_method(2, 46, 220500, 551, s, costs=avx2) for s in (0.0, 0.3, 1.0)]
+    ['iir', 'iir', 'fft']
     """
+    costs = costs or cost_model("cpu")
     n_out = n_samples - kernel_size + 1
-    costs = {"direct": batch * n_filters * n_out * kernel_size}
+    estimates = {"direct": batch * n_filters * n_out * kernel_size}
     n_fft = next_fast_len(n_samples)
-    costs["fft"] = _FFT_COST_PER_NLOGN * (batch * n_filters + batch + n_filters) * n_fft * math.log2(max(n_fft, 2))
-    if recursive:
-        costs["iir"] = _RECURSIVE_COST_PER_SAMPLE * recursive * batch * n_filters * n_samples
-    return min(costs, key=costs.get)
+    estimates["fft"] = costs.fft_per_nlogn * (batch * n_filters + batch + n_filters) * n_fft * math.log2(max(n_fft, 2))
+    if float64_share is not None and costs.iir_per_sample is not None:
+        estimates["iir"] = (costs.iir_per_sample * (1.0 + costs.iir_float64_extra * float64_share)
+                            * batch * n_filters * n_samples)
+    return min(estimates, key=estimates.get)
 
 
 def _check_waveform(waveform: Tensor, kernel_size: int) -> Tensor:
@@ -419,7 +482,7 @@ def gammatone_filter(waveform: Tensor, kernels: Tensor, method: str = "auto") ->
     if method == "auto":
         # int() only here: under torch.export it would fix the batch and length of the graph
         batch, n_samples = (int(v) for v in waveform.shape)
-        method = choose_method(batch, n_filters, n_samples, kernel_size)
+        method = choose_method(batch, n_filters, n_samples, kernel_size, costs=cost_model(waveform.device))
     if method == "direct":
         return F.conv1d(waveform.unsqueeze(1), kernels.unsqueeze(1))
     if method == "fft":

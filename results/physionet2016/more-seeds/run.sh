@@ -4,8 +4,8 @@
 # OUT. Order: trainings without --init (stage 1), those with --init, then the evaluations.
 # usage: run.sh CMDS OUT SEED...
 set -euo pipefail
-cmds=$1 out=$2; shift 2
-cd /work/main
+cmds=$(realpath "$1") out=$2; shift 2
+cd "$(dirname "$0")/../../.."  # the repository root: the commands' paths are relative to it
 export PATH=$PWD/.venv/bin:$PATH
 for seed in "$@"; do
   { grep " train " "$cmds" | grep -v -- "--init" || true; grep " train " "$cmds" | grep -- "--init" || true

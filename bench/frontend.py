@@ -301,6 +301,11 @@ def main():
         print(f"      the recursion's numba kernels take {kernels_b * 1e3:.1f} ms of iir's "
               f"{rows_b['iir'][1] * 1e3:.1f} ms: the 20x goal needs the whole path in "
               f"{rows_b['authors'][1] / 20 * 1e3:.1f} ms, 1.5x Mel in {rows_b['mel'][1] * 1.5e3:.1f} ms")
+        print("      routes tried: the ring buffer keeping the truncation's stage combinations "
+              "(commit 602f65c, 14-17 % less time, kept); per-stage gradient accumulators (fewer "
+              "FMAs, more loads and stores: no gain, dropped); not taken: forms with fewer FMAs "
+              "(a real biquad cascade, the truncation folded into the cascade's input), which move "
+              "the truncation's cancellation into a high-order float32 recursion")
     before, now = picks_a
     ratio_a = rows_a[now][1] / rows_a[before][1]
     verdict = ("MET: the same path as before" if now == before else

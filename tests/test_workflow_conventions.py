@@ -107,7 +107,7 @@ def test_a_new_import_becomes_a_code_input(tmp_path):
                          "    from ..plotting import gammatone_frequency_response\n")
     after = command_sources("physionet fetch", root)
     assert set(after) - set(before) == {str(root / name) for name in (
-        "plotting.py", "functional.py", "_recursive.py")}  # and what plotting imports
+        "plotting.py", "functional.py", "_recursive.py", "runtime.py")}  # and what plotting imports
     with pytest.raises(LookupError, match="has no function cmd_physionet_export"):
         command_sources("physionet export", root)
 

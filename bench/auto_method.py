@@ -10,9 +10,11 @@ filter precision around them) times the three exact paths of ``SpectNetFrontend`
 (``direct``, ``fft``, ``iir``; forward + backward, median of ``--repeats``, same process)
 and prints them with the path ``auto`` picks under this device's cost model (and under
 every other model, to see what the calibration changes), the fastest, and whether the
-pick is within 10 % of the fastest.  Ends with the count of cases ``auto`` gets right and,
-where it is wrong, the case to refit on.  Runs on CUDA when present (where the recursion
-does not apply).
+pick is within 10 % of the fastest.  Ends with the count of cases ``auto`` gets right,
+where it is wrong the cases to refit on, and the cost model closest to this device's that
+ranks the most cases as measured (a grid search over its three constants): the entry to
+put in ``COST_MODELS`` to calibrate a new device.  Runs on CUDA when present (where the
+recursion does not apply, so only the FFT constant is fitted).
 
 Filters: the code init (b = 100 Hz) unless the case says otherwise; ``b=...`` sets every
 bandwidth (b = 10 Hz at 1 kHz and b = 20 Hz at 22.05 kHz decay too slowly for float32:
@@ -22,6 +24,7 @@ every filter runs in float64 in the recursion); the paper init has ERB bandwidth
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -64,8 +67,38 @@ CASES = [
     ("scenes, K=101 (float64)", "scenes", 2, {"kernel_size": 101}),
     ("scenes, K=221 (float64)", "scenes", 2, {"kernel_size": 221}),
 ]
+#: Within this factor of the fastest path, a pick counts as right.
+CLOSE = 1.10
 QUICK = {"heart, 256 beats", "heart, b=10 (float64)", "heart, K=15", "scenes, 2 clips",
          "scenes, b=20 (float64)"}
+
+
+def picks_right(times, picked):
+    return picked in times and times[picked] <= CLOSE * min(times.values())
+
+
+def fit_cost_model(measured, current):
+    """The :class:`~spectnet.functional.CostModel` that ranks the most ``measured`` cases
+    right, among those nearest ``current`` (log distance of the constants): a grid of 41
+    FFT constants (0.5-50), 41 recursion constants (2-200) and 31 float64 extras (0-3).
+    ``measured``: ``(batch, filters, samples, taps, float64 share or None, times)``."""
+    def grid(low, high, n, now):  # the current value too: kept where it does as well
+        return sorted({low * (high / low) ** (i / (n - 1)) for i in range(n)} | ({now} if now else set()))
+
+    recursion = any("iir" in times for *_, times in measured)
+    best = None
+    for fft in grid(0.5, 50.0, 41, current.fft_per_nlogn):
+        for iir in (grid(2.0, 200.0, 41, current.iir_per_sample) if recursion else [None]):
+            for extra in (sorted({i / 10 for i in range(31)} | {current.iir_float64_extra}) if recursion else [0.0]):
+                model = SF.CostModel(fft, iir, extra, "fitted by bench/auto_method.py")
+                score = sum(picks_right(times, SF.choose_method(b, f, t, k, share, model))
+                            for b, f, t, k, share, times in measured)
+                distance = abs(math.log(fft / current.fft_per_nlogn)) + abs(extra - current.iir_float64_extra)
+                if iir and current.iir_per_sample:
+                    distance += abs(math.log(iir / current.iir_per_sample))
+                if best is None or (-score, distance) < best[0]:
+                    best = ((-score, distance), model)
+    return best[1], -best[0][0]
 
 
 def main():
@@ -86,7 +119,7 @@ def main():
     others = [name for name in SF.COST_MODELS if name != own]
     header = f"{'case':<26}{'f64 share':>10}{'direct':>9}{'fft':>9}{'iir':>9}  fastest  auto({own})"
     print("\nforward + backward, ms\n" + header + "".join(f"  {name:>10}" for name in others))
-    right, wrong = 0, []
+    right, wrong, measured = 0, [], []
     for name, kind, batch, change in CASES:
         if args.quick and name not in QUICK:
             continue
@@ -98,7 +131,8 @@ def main():
         times = {path: median_time(fwd_bwd(module, x, path), repeats) for path in paths}
         fastest = min(times, key=times.get)
         picked = module.resolve_method(x)
-        close = times[picked] <= 1.10 * times[fastest]
+        close = picks_right(times, picked)
+        measured.append((batch, module.n_filters, x.shape[-1], module.kernel_size, share, times))
         right += close
         if not close:
             wrong.append(name)
@@ -112,6 +146,11 @@ def main():
     total = right + len(wrong)
     print(f"\nauto within 10 % of the fastest path in {right} of {total} cases"
           + (f"; refit '{own}' on: {', '.join(wrong)}" if wrong else ""))
+    model, score = fit_cost_model(measured, SF.cost_model(device))
+    iir = "None" if model.iir_per_sample is None else f"{model.iir_per_sample:.3g}"
+    print(f"nearest cost model ranking the most cases right ({score} of {total}): "
+          f"CostModel(fft_per_nlogn={model.fft_per_nlogn:.3g}, iir_per_sample={iir}, "
+          f"iir_float64_extra={model.iir_float64_extra:.2g}); this device's '{own}': {SF.cost_model(device)}")
     print(f"total bench time {time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -137,8 +137,7 @@ def main():
         if not close:
             wrong.append(name)
         alternatives = [SF.choose_method(batch, module.n_filters, x.shape[-1], module.kernel_size,
-                                         share if SF.COST_MODELS[other].iir_per_sample else None,
-                                         SF.COST_MODELS[other]) for other in others]
+                                         share, SF.COST_MODELS[other]) for other in others]
         row = "".join(f"{times[p] * 1e3:>9.1f}" if p in times else f"{'-':>9}" for p in ("direct", "fft", "iir"))
         share_text = "-" if share is None else f"{share:.2f}"
         print(f"{name:<26}{share_text:>10}{row}  {fastest:<7}  {picked:<6}{'' if close else ' (slow)':<9}"
